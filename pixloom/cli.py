@@ -1,0 +1,344 @@
+"""The ``pixloom`` command line.
+
+Every user error (unknown name, missing or corrupt file, wrong image size) ends with a one-line
+message on stderr and exit code 2; there are no tracebacks for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pixloom.errors import PixloomError
+
+DATA_HELP = "mnist | binarized-mnist | fashion-mnist | sample | sample-binarized | folder:PATH"
+
+
+# -- shared helpers -----------------------------------------------------------------------------
+def _load_model(run: str, device: str = "cpu"):
+    from pixloom.models.base import load_pretrained
+    from pixloom.train.trainer import pick_device
+
+    return load_pretrained(run, map_location=pick_device(device))
+
+
+def _parse_sets(model_cls, pairs: list[str]) -> dict:
+    from pixloom.models.base import coerce_option
+
+    values = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise PixloomError(f"--set expects key=value, got '{pair}'")
+        key, text = pair.split("=", 1)
+        values[key.strip()] = coerce_option(model_cls.config_class, key.strip(), text.strip())
+    return values
+
+
+def build_image_model_config(model_cls, dataset, overrides: dict, conditional: bool):
+    """Model config whose image fields (channels, size, levels, classes) follow the data set."""
+    from pixloom.models.base import config_from_dict
+
+    fields = {f.name for f in dataclasses.fields(model_cls.config_class)}
+    c, h, w = dataset.image_shape
+    from_data = {"channels": c, "height": h, "width": w, "levels": dataset.levels}
+    if conditional:
+        if not dataset.num_classes:
+            raise PixloomError(f"--conditional needs labelled data; '{dataset.name}' has no labels")
+        from_data["num_classes"] = dataset.num_classes
+    values = {k: v for k, v in from_data.items() if k in fields}
+    for key in ("levels", "channels", "height", "width"):
+        if key in overrides and key in values and overrides[key] != values[key]:
+            raise PixloomError(f"--set {key}={overrides[key]} contradicts the data ({key} = {values[key]})")
+    values.update(overrides)
+    return config_from_dict(model_cls.config_class, values)
+
+
+def _image_generator(run: str, device: str = "cpu"):
+    from pixloom.models.image_model import ImageGenerator
+
+    model = _load_model(run, device)
+    if not isinstance(model, ImageGenerator):
+        raise PixloomError(f"'{run}' is a {model.name} model, which does not generate images")
+    return model
+
+
+def _generator(seed: int | None, device) -> torch.Generator | None:
+    if seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def read_image_file(path: str, model) -> torch.Tensor:
+    """An image file -> uint8 levels (1, C, H, W) for ``model``; one-line errors for bad files."""
+    from PIL import Image, UnidentifiedImageError
+
+    file = Path(path)
+    if not file.is_file():
+        raise PixloomError(f"image not found: {path}")
+    try:
+        with Image.open(file) as picture:
+            picture.load()
+            mode = picture.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I"):
+                array = torch.from_numpy(__import__("numpy").asarray(picture, dtype="float32"))
+                array = (array / (65535.0 if array.max() > 255 else 255.0) * 255.0)
+                data = array.round().clamp(0, 255).to(torch.uint8)[None]
+            elif mode in ("L", "1", "P", "LA") and model.config.channels == 1:
+                data = torch.from_numpy(__import__("numpy").asarray(picture.convert("L")).copy())[None]
+            else:
+                rgb = torch.from_numpy(__import__("numpy").asarray(picture.convert("RGB")).copy()).permute(2, 0, 1)
+                if model.config.channels == 1 and bool((rgb == rgb[:1]).all()):
+                    rgb = rgb[:1]  # a grey picture stored as RGB
+                data = rgb
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise PixloomError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else 'corrupt file'}") from None
+    images = data.unsqueeze(0).contiguous()
+    if tuple(images.shape[1:]) != model.image_shape:
+        model.check_images(images)  # raises the size / channel message
+    levels = model.config.levels
+    if levels == 2:
+        images = (images >= 128).to(torch.uint8)
+    elif levels != 256:
+        images = (images.float() * (levels - 1) / 255.0).round().to(torch.uint8)
+    return images
+
+
+def completion_figure(model, image: torch.Tensor, known: torch.Tensor, completions: torch.Tensor,
+                      path: str) -> Path:
+    """One row per input image: occluded input | completions | original (as in PixelRNN's Fig. 1)."""
+    from pixloom.viz import occluded, save_grid, to_unit
+
+    levels = model.config.levels
+    rows = []
+    for k in range(image.shape[0]):
+        rows.append(occluded(image[k:k + 1], known, levels))
+        rows.append(to_unit(completions[k], levels))
+        rows.append(to_unit(image[k:k + 1], levels))
+    per_row = completions.shape[1] + 2
+    return save_grid(torch.cat(rows), levels, path, nrow=per_row, scale=3)
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, sort_keys=False))
+
+
+# -- commands -------------------------------------------------------------------------------------
+def cmd_models(args) -> int:
+    from pixloom.models import MODELS
+    from pixloom.models.base import shipped_models
+
+    width = max(len(n) for n in MODELS)
+    for name in sorted(MODELS):
+        print(f"{name:<{width}}  {MODELS[name].summary}")
+    shipped = shipped_models()
+    if shipped:
+        print("\nshipped (pretrained) models: " + ", ".join(shipped))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from pixloom.data import load_dataset
+    from pixloom.io import read_json
+    from pixloom.models import get_model_class
+    from pixloom.train.checkpoint import latest_checkpoint
+    from pixloom.train.trainer import Trainer, TrainConfig
+
+    out = Path(args.out)
+    model_cls = get_model_class(args.model)
+    data_name = args.data
+    if args.resume:
+        if not (out / "train_config.json").is_file():
+            raise PixloomError(f"--resume: {out} holds no run to continue (no train_config.json)")
+        saved = read_json(out / "train_config.json")
+        if saved.get("model") != args.model:
+            raise PixloomError(f"--resume: {out} holds a '{saved.get('model')}' run, not '{args.model}'")
+        data_name = data_name or saved.get("data")
+    if not data_name:
+        raise PixloomError("--data is required (" + DATA_HELP + ")")
+    train_data = load_dataset(data_name, "train", data_dir=args.data_dir).subset(args.limit_train)
+    valid_data = load_dataset(data_name, "valid", data_dir=args.data_dir).subset(args.limit_valid)
+    if args.resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is None:
+            raise PixloomError(f"--resume: no checkpoint in {out}")
+        model = model_cls.from_pretrained(ckpt)
+    else:
+        config = build_image_model_config(model_cls, train_data, _parse_sets(model_cls, args.set), args.conditional)
+        torch.manual_seed(args.seed)
+        model = model_cls(config)
+    train_config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip,
+        max_minutes=args.max_minutes, seed=args.seed, device=args.device, progress=not args.quiet,
+        warmup_steps=args.warmup_steps,
+    )
+    info = {"model": args.model, "data": data_name, "command": " ".join(["pixloom"] + sys.argv[1:]),
+            "n_parameters": model.num_parameters()}
+    print(f"training {args.model} ({model.num_parameters():,} parameters) on {data_name}: "
+          f"{len(train_data):,} train / {len(valid_data):,} valid images -> {out}", file=sys.stderr)
+    trainer = Trainer(model, train_data, valid_data, train_config, out, run_info=info)
+    summary = trainer.fit(resume=args.resume)
+    state = "stopped at the time budget" if summary["stopped_early"] else "finished"
+    print(f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
+          f"best valid loss {summary['best_valid']}; run directory: {out}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from pixloom.viz import save_grid
+
+    model = _image_generator(args.run, args.device)
+    if args.n < 1:
+        raise PixloomError("-n must be at least 1")
+    generator = _generator(args.seed, model.device)
+    label = None
+    if args.label is not None:
+        label = torch.tensor([args.label])
+    images = model.sample(args.n, temperature=args.temperature, label=label, generator=generator)
+    path = save_grid(images, model.config.levels, args.out, nrow=args.nrow or min(8, args.n), scale=3)
+    print(f"wrote {args.n} samples to {path}")
+    return 0
+
+
+def cmd_complete(args) -> int:
+    from pixloom.models.image_model import known_rows_mask
+
+    model = _image_generator(args.run, args.device)
+    if not hasattr(model, "complete"):
+        raise PixloomError(f"{model.name} cannot complete images")
+    image = read_image_file(args.image, model).to(model.device)
+    known = known_rows_mask(model.image_shape, args.keep_rows)
+    if args.n < 1:
+        raise PixloomError("-n must be at least 1")
+    generator = _generator(args.seed, model.device)
+    batch = image.expand(args.n, *model.image_shape)
+    label = None if args.label is None else torch.tensor([args.label])
+    completions = model.complete(batch, known_rows=args.keep_rows, temperature=args.temperature, label=label,
+                                 generator=generator)
+    path = completion_figure(model, image, known, completions.unsqueeze(0), args.out)
+    print(f"wrote occluded input, {args.n} completions and the original to {path}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from pixloom.data import load_dataset
+    from pixloom.metrics.likelihood import evaluate_likelihood
+
+    model = _image_generator(args.run, args.device)
+    data = load_dataset(args.data, args.split, data_dir=args.data_dir).subset(args.limit)
+    model.check_images(data.images[:1])
+    if data.levels != model.config.levels:
+        raise PixloomError(f"the model was trained on {model.config.levels}-level pixels but {args.data} has {data.levels}")
+    options = {}
+    if args.iw_samples is not None:
+        options["iw_samples"] = args.iw_samples
+    started = time.perf_counter()
+    result = evaluate_likelihood(model, data, batch_size=args.batch_size, progress=not args.quiet, **options)
+    result = {"model": model.name, "run": str(args.run), "data": args.data, "split": args.split, **result,
+              "seconds": round(time.perf_counter() - started, 2)}
+    _print_json(result)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from pixloom.demo import run_demo
+
+    run_demo(Path(args.out), minutes=args.minutes, seed=args.seed, quiet=args.quiet)
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixloom", description="Recurrent networks that generate and describe images.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    add("models", cmd_models, "list the models, one line each")
+
+    p = add("train", cmd_train, "train a model; the run directory holds the best model, logs and checkpoints")
+    p.add_argument("model")
+    p.add_argument("--data", help=DATA_HELP)
+    p.add_argument("--data-dir", help="local data root (default: $PIXLOOM_DATA or ~/.cache/pixloom)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this much training")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
+    p.add_argument("--conditional", action="store_true", help="condition on class labels")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model option, e.g. --set hidden_size=256")
+    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--limit-valid", type=int, default=None, help="use only the first N validation images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = add("sample", cmd_sample, "draw new images from a model")
+    p.add_argument("run", help="run directory or shipped model name")
+    p.add_argument("-n", type=int, default=64)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--label", type=int, default=None, help="class to draw (class-conditional models)")
+    p.add_argument("--nrow", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+
+    p = add("complete", cmd_complete, "keep the top rows of an image and sample the rest")
+    p.add_argument("run")
+    p.add_argument("--image", required=True)
+    p.add_argument("--keep-rows", type=int, required=True)
+    p.add_argument("-n", type=int, default=8)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--label", type=int, default=None)
+    p.add_argument("--device", default="cpu")
+
+    p = add("eval", cmd_eval, "likelihood of a data split; prints one JSON object")
+    p.add_argument("run")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--data-dir")
+    p.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--iw-samples", type=int, default=None, help="importance samples (latent-variable models)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true")
+
+    p = add("demo", cmd_demo, "train a small model on the embedded MNIST sample and draw pictures (no download)")
+    p.add_argument("--out", default="pixloom-demo")
+    p.add_argument("--minutes", type=float, default=1.0, help="training budget")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits with 2 and a one-line usage error
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except PixloomError as exc:
+        print(f"pixloom: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pixloom: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

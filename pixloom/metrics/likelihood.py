@@ -1,0 +1,31 @@
+"""Negative log-likelihood of a data set in nats per image and bits per dimension."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def evaluate_likelihood(model, dataset, batch_size: int = 256, progress: bool = True, **options) -> dict:
+    """Average ``model.nll`` over ``dataset``. Returns ``nll_nats``, ``bits_per_dim``, ``n_images``
+    and any other per-image figure the model reports (e.g. ``elbo_nats``)."""
+    model.eval()
+    totals: dict[str, float] = {}
+    count = 0
+    for start in tqdm(range(0, len(dataset), batch_size), desc="eval", unit="batch", disable=not progress,
+                      leave=False):
+        indices = torch.arange(start, min(start + batch_size, len(dataset)))
+        batch = dataset.get_batch(indices)
+        label = batch.get("label") if model.config.num_classes else None
+        figures = model.nll(batch["image"].to(model.device),
+                            None if label is None else label.to(model.device), **options)
+        for k, v in figures.items():
+            totals[k] = totals.get(k, 0.0) + float(v.double().sum())
+        count += len(indices)
+    result = {k: v / count for k, v in totals.items()}
+    result["bits_per_dim"] = result["nll_nats"] / (model.num_dims * math.log(2.0))
+    result["n_images"] = count
+    return result

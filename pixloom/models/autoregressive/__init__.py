@@ -1,0 +1,1 @@
+"""Autoregressive image models: exact likelihoods, sampling and completion."""

@@ -1,0 +1,1 @@
+"""superres models."""

@@ -1,0 +1,3 @@
+"""Neural-network building blocks of pixloom."""
+
+from pixloom.nn.cells import GRUCell, LSTMCell, RNNCell, SequenceRNN

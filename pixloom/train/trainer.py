@@ -1,0 +1,304 @@
+"""One Trainer for every pixloom model.
+
+The model supplies ``loss(batch) -> dict`` (a scalar ``"loss"`` plus figures to log); the Trainer
+supplies everything else: Adam with warm-up and cosine decay, gradient clipping, a progress bar,
+validation every epoch, CSV (and TensorBoard, when installed) logs, a loss-curve PNG, crash-safe
+checkpoints, exact ``resume`` and a time budget. A GAN overrides only :meth:`Trainer.train_step`
+(and :meth:`Trainer.make_optimizers`).
+
+Resumption is exact on CPU: the data order of epoch ``e`` comes from a generator seeded with
+``(seed, e)``, and a checkpoint stores the position inside the epoch, the optimizer and scheduler
+states and every RNG state, so a resumed run logs the same losses as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from pixloom.errors import PixloomError, TrainingDiverged
+from pixloom.io import atomic_write_json, atomic_write_text
+from pixloom.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables
+    max_minutes: float | None = None  # stop (with a checkpoint) after this much training time
+    max_steps: int | None = None  # stop (with a checkpoint) after this many optimiser steps in all
+    checkpoint_minutes: float = 10.0  # also checkpoint this often inside an epoch
+    eval_batch_size: int = 256
+    log_every: int = 20  # steps between rows of train_log.csv
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise PixloomError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise PixloomError(f"unknown device '{name}'; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def epoch_order(num_items: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled order of epoch ``epoch``: a pure function of (seed, epoch)."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_items, generator=generator)
+
+
+def move_batch(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+class Trainer:
+    def __init__(self, model, train_data, valid_data, config: TrainConfig, run_dir, run_info: dict | None = None):
+        self.config = config
+        self.device = pick_device(config.device)
+        self.model = model.to(self.device)
+        self.train_data = train_data
+        self.valid_data = valid_data
+        self.run_dir = Path(run_dir)
+        self.run_info = run_info or {}
+        if len(train_data) == 0:
+            raise PixloomError("the training set is empty")
+        self.steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.optimizers = self.make_optimizers()
+        self.schedulers = {name: self.make_scheduler(opt) for name, opt in self.optimizers.items()}
+        self.counters = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_valid": None,
+                         "train_seconds": 0.0}
+        self._tensorboard = None
+
+    # -- the parts a special model may override ----------------------------------------------
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return {"model": torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)}
+
+    def make_scheduler(self, optimizer):
+        warmup, total, floor = self.config.warmup_steps, max(1, self.total_steps), self.config.min_lr_ratio
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def train_step(self, batch: dict) -> dict[str, float]:
+        """One optimisation step; returns the figures to log (all plain floats)."""
+        self.model.train()
+        optimizer = self.optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        out = self.model.loss(batch)
+        loss = out["loss"]
+        self.check_finite(loss)
+        loss.backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        optimizer.step()
+        self.schedulers["model"].step()
+        return {k: float(v.detach()) for k, v in out.items()}
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def check_finite(self, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss).all():
+            ckpt = latest_checkpoint(self.run_dir)
+            kept = f"the last good checkpoint is kept in {ckpt}" if ckpt else "no checkpoint had been written yet"
+            raise TrainingDiverged(
+                f"loss became {float(loss.detach())} at step {self.counters['global_step']} "
+                f"(epoch {self.counters['epoch'] + 1}); {kept}; try a lower --lr or --grad-clip"
+            )
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean of the model's loss figures on the validation set. Runs under a forked RNG so
+        that validating never changes the random stream training sees."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            return self._validate()
+
+    def _validate(self) -> dict[str, float]:
+        self.model.eval()
+        totals: dict[str, float] = {}
+        count = 0
+        size = self.config.eval_batch_size
+        for start in range(0, len(self.valid_data), size):
+            indices = torch.arange(start, min(start + size, len(self.valid_data)))
+            out = self.model.loss(move_batch(self.valid_data.get_batch(indices), self.device))
+            for k, v in out.items():
+                totals[k] = totals.get(k, 0.0) + float(v) * len(indices)
+            count += len(indices)
+        return {k: v / max(1, count) for k, v in totals.items()}
+
+    def _save(self) -> None:
+        save_checkpoint(self.run_dir, self.counters["global_step"], self.model, self.optimizers, self.schedulers,
+                        dict(self.counters))
+
+    def _append_csv(self, name: str, row: dict) -> None:
+        path = self.run_dir / name
+        new = not path.exists()
+        with path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _truncate_logs(self, step: int) -> None:
+        """On resume, drop log rows written after the checkpoint we resume from."""
+        for name in ("train_log.csv", "metrics.csv"):
+            path = self.run_dir / name
+            if not path.exists():
+                continue
+            with path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            if not rows:
+                continue
+            keep = [r for r in rows if int(r["step"]) <= step]
+            lines = [",".join(rows[0].keys())] + [",".join(r[k] for k in rows[0]) for r in keep]
+            atomic_write_text(path, "\n".join(lines) + "\n")
+
+    def _log_scalars(self, prefix: str, values: dict, step: int) -> None:
+        if self._tensorboard is None:
+            return
+        for k, v in values.items():
+            self._tensorboard.add_scalar(f"{prefix}/{k}", v, step)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> dict:
+        """Train until ``epochs`` are done or ``max_minutes`` ran out; returns a summary dict."""
+        cfg = self.config
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        if resume:
+            ckpt = latest_checkpoint(self.run_dir)
+            if ckpt is None:
+                raise PixloomError(f"--resume: no checkpoint in {self.run_dir}")
+            self.counters.update(load_checkpoint(ckpt, self.model, self.optimizers, self.schedulers))
+            self._truncate_logs(self.counters["global_step"])
+        else:
+            if latest_checkpoint(self.run_dir) is not None:
+                raise PixloomError(f"{self.run_dir} already holds a run; pass --resume to continue it or pick another --out")
+            for name in ("train_log.csv", "metrics.csv"):
+                (self.run_dir / name).unlink(missing_ok=True)
+        atomic_write_json(self.run_dir / "train_config.json", {"train": asdict(cfg), **self.run_info})
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+        except ImportError:
+            self._tensorboard = None
+
+        started = time.monotonic()
+        seconds_before = self.counters["train_seconds"]
+        last_checkpoint = started
+        stopped_early = False
+        window: list[float] = []
+        try:
+            while self.counters["epoch"] < cfg.epochs and not stopped_early:
+                epoch = self.counters["epoch"]
+                order = epoch_order(len(self.train_data), cfg.seed, epoch)
+                bar = tqdm(total=self.steps_per_epoch, initial=self.counters["step_in_epoch"],
+                           desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not cfg.progress,
+                           dynamic_ncols=True, leave=True)
+                while self.counters["step_in_epoch"] < self.steps_per_epoch and not stopped_early:
+                    i = self.counters["step_in_epoch"]
+                    indices = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                    figures = self.train_step(move_batch(self.train_data.get_batch(indices), self.device))
+                    self.counters["step_in_epoch"] += 1
+                    self.counters["global_step"] += 1
+                    step = self.counters["global_step"]
+                    now = time.monotonic()
+                    self.counters["train_seconds"] = seconds_before + (now - started)
+                    window.append(figures["loss"])
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{figures['loss']:.4f}")
+                    if step % cfg.log_every == 0:
+                        self._log_train_window(window, epoch, i)
+                        window = []
+                    stopped_early = self._budget_spent()
+                    if not stopped_early and now - last_checkpoint >= cfg.checkpoint_minutes * 60:
+                        self._save()
+                        last_checkpoint = now
+                bar.close()
+                if self.counters["step_in_epoch"] == self.steps_per_epoch:
+                    self._end_epoch(epoch)  # validates, keeps the best model, checkpoints
+                    last_checkpoint = time.monotonic()
+                elif stopped_early:
+                    self._save()
+                    self._validate_partial_epoch()
+        except KeyboardInterrupt:
+            self._save()
+            raise PixloomError(f"interrupted; state saved, continue with --resume --out {self.run_dir}") from None
+        finally:
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+        self.plot()
+        return {"stopped_early": stopped_early and self.counters["epoch"] < cfg.epochs, **self.counters}
+
+    def _budget_spent(self) -> bool:
+        cfg = self.config
+        out_of_time = cfg.max_minutes is not None and self.counters["train_seconds"] >= cfg.max_minutes * 60
+        out_of_steps = cfg.max_steps is not None and self.counters["global_step"] >= cfg.max_steps
+        return out_of_time or out_of_steps
+
+    def _log_train_window(self, window: list[float], epoch: int, index_in_epoch: int) -> None:
+        step = self.counters["global_step"]
+        row = {"step": step, "epoch": round(epoch + (index_in_epoch + 1) / self.steps_per_epoch, 5),
+               "loss": sum(window) / len(window),
+               "lr": self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"],
+               "seconds": round(self.counters["train_seconds"], 2)}
+        self._append_csv("train_log.csv", row)
+        self._log_scalars("train", {"loss": row["loss"]}, step)
+
+    def _end_epoch(self, epoch: int) -> None:
+        valid = self.validate()
+        self.counters["epoch"] = epoch + 1
+        self.counters["step_in_epoch"] = 0
+        step = self.counters["global_step"]
+        row = {"step": step, "epoch": epoch + 1, "seconds": round(self.counters["train_seconds"], 2)}
+        row.update({f"valid_{k}": v for k, v in valid.items()})
+        self._append_csv("metrics.csv", row)
+        self._log_scalars("valid", valid, step)
+        best = self.counters["best_valid"]
+        if best is None or valid["loss"] < best:
+            self.counters["best_valid"] = valid["loss"]
+            self.model.save_pretrained(self.run_dir)  # the run directory itself is the best model
+        self._save()
+        tqdm.write(f"epoch {epoch + 1}: valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
+
+    def _validate_partial_epoch(self) -> None:
+        """On a time-budget stop, keep the current weights as the run's model if they validate best."""
+        valid = self.validate()
+        epoch = self.counters["epoch"] + self.counters["step_in_epoch"] / self.steps_per_epoch
+        row = {"step": self.counters["global_step"], "epoch": round(epoch, 4),
+               "seconds": round(self.counters["train_seconds"], 2)}
+        row.update({f"valid_{k}": v for k, v in valid.items()})
+        self._append_csv("metrics.csv", row)
+        best = self.counters["best_valid"]
+        if best is None or valid["loss"] < best:
+            self.counters["best_valid"] = valid["loss"]
+            self.model.save_pretrained(self.run_dir)
+            self._save()  # so a resumed run knows this best value
+        tqdm.write(f"time budget reached at step {self.counters['global_step']}: valid "
+                   + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
+
+    def plot(self) -> Path | None:
+        from pixloom.viz import plot_training_curves
+
+        return plot_training_curves(self.run_dir)

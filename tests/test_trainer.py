@@ -1,0 +1,127 @@
+"""Trainer: learning, exact resume, crash-safe checkpoints, NaN handling, logs and pictures."""
+
+import csv
+import math
+
+import pytest
+import torch
+
+from pixloom.errors import PixloomError, TrainingDiverged
+from pixloom.models.autoregressive.row_lstm import RowLSTM, RowLSTMConfig
+from pixloom.train import checkpoint as checkpoint_module
+from pixloom.train.checkpoint import latest_checkpoint
+from pixloom.train.trainer import Trainer, TrainConfig
+
+from conftest import tiny_binary_dataset
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return RowLSTM(RowLSTMConfig(height=6, width=6, levels=2, hidden_size=16, num_layers=1, dropout=0.0))
+
+
+def _config(**kw):
+    base = dict(epochs=3, batch_size=16, lr=1e-2, warmup_steps=2, log_every=1, seed=3, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _losses(run_dir):
+    with open(run_dir / "train_log.csv", newline="") as handle:
+        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(handle)]
+
+
+def test_training_lowers_validation_loss_and_writes_run(tmp_path):
+    data = tiny_binary_dataset(n=128)
+    valid = tiny_binary_dataset(n=32, seed=1)
+    model = _model()
+    before = Trainer(model, data, valid, _config(), tmp_path / "probe").validate()["loss"]
+    trainer = Trainer(_model(), data, valid, _config(epochs=4), tmp_path / "run")
+    trainer.fit()
+    after = RowLSTM.from_pretrained(tmp_path / "run")
+    after_loss = Trainer(after, data, valid, _config(), tmp_path / "probe2").validate()["loss"]
+    assert after_loss < before - 0.1
+    for name in ("config.json", "model.safetensors", "metrics.csv", "train_log.csv", "loss.png", "train_config.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        assert [int(float(r["epoch"])) for r in csv.DictReader(handle)] == [1, 2, 3, 4]
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    data = tiny_binary_dataset(n=100)  # 7 steps per epoch, the last one partial
+    valid = tiny_binary_dataset(n=20, seed=1)
+    Trainer(_model(), data, valid, _config(), tmp_path / "full").fit()
+    # Stop mid-epoch (step 10 of 21), then resume in a fresh Trainer with a fresh model object.
+    first = Trainer(_model(), data, valid, _config(max_steps=10), tmp_path / "split").fit()
+    assert first["stopped_early"] and first["global_step"] == 10
+    torch.manual_seed(12345)  # disturb the global RNG: resume must restore it
+    Trainer(_model(seed=99), data, valid, _config(), tmp_path / "split").fit(resume=True)
+    full, split = _losses(tmp_path / "full"), _losses(tmp_path / "split")
+    assert len(full) == 21
+    assert full == split  # bit-for-bit equal losses at every step
+    a = RowLSTM.from_pretrained(tmp_path / "full").state_dict()
+    b = RowLSTM.from_pretrained(tmp_path / "split").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_starting_over_an_existing_run_is_refused(tmp_path):
+    data = tiny_binary_dataset(n=32)
+    Trainer(_model(), data, data, _config(epochs=1), tmp_path / "run").fit()
+    with pytest.raises(PixloomError, match="--resume"):
+        Trainer(_model(), data, data, _config(epochs=1), tmp_path / "run").fit()
+
+
+def test_crash_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    data = tiny_binary_dataset(n=32)
+    run = tmp_path / "run"
+    Trainer(_model(), data, data, _config(epochs=1), run).fit()
+    good = latest_checkpoint(run)
+    real_save = checkpoint_module.atomic_save_tensors
+
+    def crash(path, tensors, metadata=None):
+        if path.name == "optimizer.safetensors":
+            raise OSError("disk full")
+        real_save(path, tensors, metadata)
+
+    monkeypatch.setattr(checkpoint_module, "atomic_save_tensors", crash)
+    with pytest.raises(OSError):
+        Trainer(_model(), data, data, _config(epochs=3), run).fit(resume=True)
+    assert latest_checkpoint(run) == good  # `latest` still names the complete checkpoint
+    monkeypatch.setattr(checkpoint_module, "atomic_save_tensors", real_save)
+    summary = Trainer(_model(), data, data, _config(epochs=2), run).fit(resume=True)
+    assert summary["epoch"] == 2
+    assert not list(run.rglob("*.tmp"))  # no temp files left behind
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_checkpoint(tmp_path):
+    data = tiny_binary_dataset(n=32)
+    run = tmp_path / "run"
+    Trainer(_model(), data, data, _config(epochs=1), run).fit()
+    good = latest_checkpoint(run)
+    model = RowLSTM.from_pretrained(good)
+    with torch.no_grad():
+        model.head.bias.fill_(float("nan"))
+    model.save_pretrained(good)  # poison the weights the resume will load
+    with pytest.raises(TrainingDiverged) as info:
+        Trainer(_model(), data, data, _config(epochs=2), run).fit(resume=True)
+    message = str(info.value)
+    assert "nan" in message and "last good checkpoint" in message and "\n" not in message
+    assert latest_checkpoint(run) == good
+
+
+def test_checkpoint_files_hold_no_pickles(tmp_path):
+    data = tiny_binary_dataset(n=32)
+    Trainer(_model(), data, data, _config(epochs=1), tmp_path / "run").fit()
+    ckpt = latest_checkpoint(tmp_path / "run")
+    names = sorted(p.name for p in ckpt.iterdir())
+    assert names == ["config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"]
+    for path in ckpt.iterdir():
+        assert not path.read_bytes().startswith(b"\x80"), f"{path.name} looks like a pickle"
+
+
+def test_time_budget_stops_and_keeps_a_usable_model(tmp_path):
+    data = tiny_binary_dataset(n=64)
+    summary = Trainer(_model(), data, data, _config(epochs=50, max_minutes=1e-9), tmp_path / "run").fit()
+    assert summary["stopped_early"] and summary["global_step"] == 1
+    model = RowLSTM.from_pretrained(tmp_path / "run")
+    assert math.isfinite(float(model.log_prob(data.images[:2]).sum()))
