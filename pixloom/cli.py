@@ -231,9 +231,10 @@ def cmd_eval(args) -> int:
 
     model = _image_generator(args.run, args.device)
     data = load_dataset(args.data, args.split, data_dir=args.data_dir).subset(args.limit)
-    model.check_images(data.images[:1])
     if data.levels != model.config.levels:
-        raise PixloomError(f"the model was trained on {model.config.levels}-level pixels but {args.data} has {data.levels}")
+        raise PixloomError(f"the model was trained on {model.config.levels}-level pixels but {args.data} has "
+                           f"{data.levels}-level pixels")
+    model.check_images(data.images[:1])
     options = {}
     if args.iw_samples is not None:
         options["iw_samples"] = args.iw_samples
