@@ -146,9 +146,11 @@ def cmd_train(args) -> int:
     from pixloom.data import load_dataset
     from pixloom.io import read_json
     from pixloom.models import get_model_class
+    from pixloom.train.allocator import tune_malloc_for_training
     from pixloom.train.checkpoint import latest_checkpoint
     from pixloom.train.trainer import Trainer, TrainConfig
 
+    tune_malloc_for_training()
     out = Path(args.out)
     model_cls = get_model_class(args.model)
     data_name = args.data
@@ -248,7 +250,9 @@ def cmd_eval(args) -> int:
 
 def cmd_demo(args) -> int:
     from pixloom.demo import run_demo
+    from pixloom.train.allocator import tune_malloc_for_training
 
+    tune_malloc_for_training()
     run_demo(Path(args.out), minutes=args.minutes, seed=args.seed, quiet=args.quiet)
     return 0
 
