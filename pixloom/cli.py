@@ -124,6 +124,52 @@ def completion_figure(model, image: torch.Tensor, known: torch.Tensor, completio
     return save_grid(torch.cat(rows), levels, path, nrow=per_row, scale=3)
 
 
+def _data_images(model, data_name: str, split: str, data_dir: str | None, n: int) -> torch.Tensor:
+    """The first ``n`` images of a data split as uint8 levels on the model's device, checked against the model."""
+    from pixloom.data import load_dataset
+
+    data = load_dataset(data_name, split, data_dir=data_dir)
+    if len(data) < n:
+        raise PixloomError(f"{data_name} ({split}) holds {len(data)} images, fewer than the {n} asked for")
+    model.check_images(data.images[:1])
+    if data.levels != model.config.levels:
+        raise PixloomError(f"the model was trained on {model.config.levels}-level pixels "
+                           f"but {data_name} has {data.levels}")
+    return data.images[:n].to(model.device)
+
+
+def _latent_model(run: str, device: str, method: str):
+    model = _image_generator(run, device)
+    if not hasattr(model, method):
+        raise PixloomError(f"{model.name} cannot {method} images (it has no latent space); "
+                           "use seq-autoencoder, recurrent-vae or draw")
+    return model
+
+
+def canvas_figures(canvases: torch.Tensor, gif_path: str, nrow: int, frame_ms: int = 80) -> tuple[Path, Path]:
+    """Canvases (n, T, C, H, W) in [0, 1] -> an animated GIF at ``gif_path`` (frame t: the n pictures
+    after step t) and a PNG strip beside it (same name, .png): one row per picture (at most 8), one
+    column per step (at most 16 evenly spaced steps, always the last)."""
+    import io
+
+    from pixloom.io import atomic_write_bytes
+    from pixloom.viz import save_png, to_pil_grid
+
+    gif = Path(gif_path)
+    if gif.suffix.lower() != ".gif":
+        raise PixloomError(f"--steps-out writes an animated GIF; give a path ending in .gif, got {gif_path}")
+    n, steps = canvases.shape[:2]
+    frames = [to_pil_grid(canvases[:, t], 2, nrow=nrow, scale=2) for t in range(steps)]
+    buffer = io.BytesIO()
+    durations = [frame_ms] * (steps - 1) + [1500]  # hold the finished picture
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    atomic_write_bytes(gif, buffer.getvalue())
+    columns = torch.linspace(0, steps - 1, min(steps, 16)).round().long().unique()
+    shown = canvases[: min(n, 8)][:, columns]  # (rows, columns, C, H, W)
+    strip = save_png(to_pil_grid(shown.flatten(0, 1), 2, nrow=len(columns), scale=2), gif.with_suffix(".png"))
+    return gif, strip
+
+
 def _print_json(obj) -> None:
     print(json.dumps(obj, sort_keys=False))
 
@@ -153,6 +199,8 @@ def cmd_train(args) -> int:
     tune_malloc_for_training()
     out = Path(args.out)
     model_cls = get_model_class(args.model)
+    if getattr(model_cls, "is_captioner", False):  # image captioning: pixloom.models.captioning.base
+        return model_cls.train_from_cli(args)
     data_name = args.data
     if args.resume:
         if not (out / "train_config.json").is_file():
@@ -188,6 +236,13 @@ def cmd_train(args) -> int:
     state = "stopped at the time budget" if summary["stopped_early"] else "finished"
     print(f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
           f"best valid loss {summary['best_valid']}; run directory: {out}")
+    if hasattr(model_cls, "after_training") and (out / "config.json").is_file():
+        # Post-training step of the model kept in the run directory (e.g. a latent density fit).
+        best = model_cls.from_pretrained(out, map_location=trainer.device)
+        note = best.after_training(train_data)
+        best.save_pretrained(out)
+        if note:
+            print(note, file=sys.stderr)
     return 0
 
 
@@ -197,13 +252,22 @@ def cmd_sample(args) -> int:
     model = _image_generator(args.run, args.device)
     if args.n < 1:
         raise PixloomError("-n must be at least 1")
+    if not args.out and not args.steps_out:
+        raise PixloomError("sample needs --out PATH.png (or --steps-out PATH.gif for a model that draws in steps)")
+    if args.steps_out and not hasattr(model, "canvas_steps"):
+        raise PixloomError(f"--steps-out needs a model that draws in steps (draw); {model.name} does not")
     generator = _generator(args.seed, model.device)
     label = None
     if args.label is not None:
         label = torch.tensor([args.label])
-    images = model.sample(args.n, temperature=args.temperature, label=label, generator=generator)
-    path = save_grid(images, model.config.levels, args.out, nrow=args.nrow or min(8, args.n), scale=3)
-    print(f"wrote {args.n} samples to {path}")
+    if args.out:
+        images = model.sample(args.n, temperature=args.temperature, label=label, generator=generator)
+        path = save_grid(images, model.config.levels, args.out, nrow=args.nrow or min(8, args.n), scale=3)
+        print(f"wrote {args.n} samples to {path}")
+    if args.steps_out:
+        canvases = model.canvas_steps(args.n, generator=generator)  # (n, T, C, H, W)
+        gif, strip = canvas_figures(canvases, args.steps_out, nrow=args.nrow or min(8, args.n))
+        print(f"wrote the canvas over {canvases.shape[1]} steps of {args.n} pictures to {gif} and {strip}")
     return 0
 
 
@@ -230,7 +294,11 @@ def cmd_complete(args) -> int:
 def cmd_eval(args) -> int:
     from pixloom.data import load_dataset
     from pixloom.metrics.likelihood import evaluate_likelihood
+    from pixloom.models.captioning.base import is_captioner_run
 
+    if is_captioner_run(args.run):  # COCO caption metrics instead of likelihood
+        _print_json(_load_model(args.run, args.device).evaluate_from_cli(args))
+        return 0
     model = _image_generator(args.run, args.device)
     data = load_dataset(args.data, args.split, data_dir=args.data_dir).subset(args.limit)
     if data.levels != model.config.levels:
@@ -246,6 +314,43 @@ def cmd_eval(args) -> int:
               "seconds": round(time.perf_counter() - started, 2)}
     _print_json(result)
     return 0
+
+
+def cmd_reconstruct(args) -> int:
+    from pixloom.viz import save_grid, to_unit
+
+    model = _latent_model(args.run, args.device, "reconstruct")
+    if args.n < 1:
+        raise PixloomError("-n must be at least 1")
+    images = _data_images(model, args.data, args.split, args.data_dir, args.n)
+    levels = model.config.levels
+    rows = torch.cat([to_unit(images, levels), to_unit(model.reconstruct(images), levels)])
+    path = save_grid(rows, levels, args.out, nrow=args.n, scale=3)
+    print(f"wrote {args.n} {args.split} images (top row) and their reconstructions (bottom row) to {path}")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    from pixloom.viz import save_grid, to_unit
+
+    model = _latent_model(args.run, args.device, "interpolate")
+    first, second = args.pair
+    if min(first, second) < 0:
+        raise PixloomError("--pair takes two image indices >= 0")
+    images = _data_images(model, args.data, args.split, args.data_dir, max(first, second) + 1)
+    a, b = images[first], images[second]
+    levels = model.config.levels
+    path_images = model.interpolate(a, b, steps=args.steps)  # (steps, C, H, W) in [0, 1]
+    strip = torch.cat([to_unit(a[None], levels), to_unit(path_images, levels), to_unit(b[None], levels)])
+    path = save_grid(strip, levels, args.out, nrow=len(strip), scale=3)
+    print(f"wrote image {first} | {args.steps} decoded steps through the latent space | image {second} to {path}")
+    return 0
+
+
+def cmd_caption(args) -> int:
+    from pixloom.models.captioning.base import caption_from_cli
+
+    return caption_from_cli(args)
 
 
 def cmd_demo(args) -> int:
@@ -288,11 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
 
     p = add("sample", cmd_sample, "draw new images from a model")
     p.add_argument("run", help="run directory or shipped model name")
     p.add_argument("-n", type=int, default=64)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="PNG grid of the samples")
+    p.add_argument("--steps-out", help="draw: animated GIF of the canvas over the T steps (+ a PNG strip beside it)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--label", type=int, default=None, help="class to draw (class-conditional models)")
@@ -314,12 +421,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--data", required=True, help=DATA_HELP)
     p.add_argument("--data-dir")
-    p.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    p.add_argument("--split", default="valid", choices=["train", "valid", "dev", "test"])
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
+    p.add_argument("--beam", type=int, default=3, help="captioning: beam size (1 = greedy)")
+    p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
+    p.add_argument("--captions-out", help="captioning: also write the generated captions to this JSON file")
     p.add_argument("--iw-samples", type=int, default=None, help="importance samples (latent-variable models)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+
+    p = add("reconstruct", cmd_reconstruct, "encode data images and decode them (latent-variable models)")
+    p.add_argument("run")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--data-dir")
+    p.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    p.add_argument("-n", type=int, default=16, help="how many images (the first n of the split)")
+    p.add_argument("--out", required=True, help="PNG: originals on the top row, reconstructions below")
+    p.add_argument("--device", default="cpu")
+
+    p = add("interpolate", cmd_interpolate, "decode a straight line between two data images in latent space")
+    p.add_argument("run")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--data-dir")
+    p.add_argument("--split", default="valid", choices=["train", "valid", "test"])
+    p.add_argument("--pair", type=int, nargs=2, default=[0, 1], metavar=("I", "J"), help="indices of the two images")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--out", required=True, help="PNG strip: image I | decoded steps | image J")
+    p.add_argument("--device", default="cpu")
+
+    p = add("caption", cmd_caption, "describe images in words (captioning models); one caption per image")
+    p.add_argument("run", help="run directory or shipped model name, e.g. flickr8k-captioner")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG/PNG files of any size and mode")
+    p.add_argument("--beam", type=int, default=3, help="beam size (1 = greedy)")
+    p.add_argument("--max-len", type=int, default=20, help="at most this many words")
+    p.add_argument("--length-penalty", type=float, default=0.0, help="GNMT length penalty alpha (0 = none)")
+    p.add_argument("--allow-unk", action="store_true", help="let captions contain <unk>")
+    p.add_argument("--attention-map", help="PNG of the attention per word over the image (show-attend-tell)")
+    p.add_argument("--device", default="cpu")
 
     p = add("demo", cmd_demo, "train a small model on the embedded MNIST sample and draw pictures (no download)")
     p.add_argument("--out", default="pixloom-demo")

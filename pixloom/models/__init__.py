@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from pixloom.errors import PixloomError
 from pixloom.models.autoregressive.pixel_lstm import PixelLSTM
+from pixloom.models.autoregressive.pixel_rnn import PixelRNN
 from pixloom.models.autoregressive.row_lstm import RowLSTM
+from pixloom.models.captioning.show_attend_tell import ShowAttendTell
+from pixloom.models.captioning.show_tell import ShowTell
+from pixloom.models.latent.draw import DRAW
+from pixloom.models.latent.rvae import RecurrentVAE
+from pixloom.models.latent.seq_autoencoder import SeqAutoencoder
 
 MODELS = {
     RowLSTM.name: RowLSTM,
     PixelLSTM.name: PixelLSTM,
+    PixelRNN.name: PixelRNN,
+    ShowTell.name: ShowTell,
+    ShowAttendTell.name: ShowAttendTell,
+    SeqAutoencoder.name: SeqAutoencoder,
+    RecurrentVAE.name: RecurrentVAE,
+    DRAW.name: DRAW,
 }
 
 

@@ -1,0 +1,144 @@
+"""Image captioning on Flickr8k: dev metrics, training time and caption throughput of a trained run.
+
+    python bench/bench_caption.py runs/caption-sat --data-dir ../shared/data/flickr8k \
+        --cache-dir runs/features --threads 2 --eval
+
+Reads the run's training command and time (``train_config.json``, ``metrics.csv``), optionally runs
+``pixloom eval RUN --data flickr8k --split dev --beam 3`` (COCO metrics through pycocoevalcap), and
+measures caption throughput from JPEG files with beam 3, the encoder included (read, resize,
+EfficientNet-Lite0, beam search), on ``--threads`` CPU threads. Writes
+``bench/results/caption.json`` (one entry per run, keyed by the run's model name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_summary(run: Path) -> dict:
+    config = json.loads((run / "train_config.json").read_text())
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    best = min(rows, key=lambda r: float(r["valid_loss"]))
+    return {"command": config.get("command"), "train_seconds": float(rows[-1]["seconds"]),
+            "epochs_done": float(rows[-1]["epoch"]), "steps": int(rows[-1]["step"]),
+            "best_valid_loss": float(best["valid_loss"]), "best_epoch": float(best["epoch"]),
+            "train_threads": config.get("threads"), "n_parameters": config.get("n_parameters"),
+            "vocab_size": config.get("vocab_size"), "train_pairs": config.get("train_pairs"),
+            "batch_size": config["train"]["batch_size"], "lr": config["train"]["lr"]}
+
+
+def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: int) -> dict:
+    import torch
+
+    from pixloom.data.flickr8k import load_caption_dataset
+    from pixloom.models.base import load_pretrained
+    from pixloom.models.captioning.base import caption_files
+
+    torch.set_num_threads(threads)
+    model = load_pretrained(run)
+    data = load_caption_dataset("flickr8k", "dev", data_dir).subset(n)
+    paths = [str(p) for p in data.image_paths]
+    caption_files(model, paths[:2], beam=beam)  # warm-up: builds the encoder
+    started = time.perf_counter()
+    for start in range(0, len(paths), batch):
+        caption_files(model, paths[start:start + batch], beam=beam)
+    seconds = time.perf_counter() - started
+    return {"images": len(paths), "beam": beam, "batch_size": batch, "threads": threads,
+            "seconds": round(seconds, 2), "images_per_second": round(len(paths) / seconds, 2),
+            "includes": "JPEG read + resize to 224 + EfficientNet-Lite0 + beam search",
+            "load_average_1min_at_start": os.getloadavg()[0]}
+
+
+def examples(run: str, data_dir: str, n: int, beam: int, image_dir: Path, attention_index: int) -> dict:
+    """``n`` dev images (every 100th) with generated and reference captions, small copies of the
+    photos and one attention map, for docs/captioning.md."""
+    from PIL import Image
+
+    from pixloom.data.flickr8k import load_caption_dataset
+    from pixloom.models.base import load_pretrained
+    from pixloom.models.captioning.base import attention_figure, caption_files
+
+    model = load_pretrained(run)
+    data = load_caption_dataset("flickr8k", "dev", data_dir)
+    picks = list(range(0, len(data), max(1, len(data) // n)))[:n]
+    paths = [str(data.image_paths[k]) for k in picks]
+    captions, decoded, images = caption_files(model, paths, beam=beam)
+    image_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for j, k in enumerate(picks):
+        thumb = image_dir / f"caption-dev-{j + 1:02d}.jpg"
+        Image.open(data.image_paths[k]).convert("RGB").resize((160, 160)).save(thumb, quality=85)
+        rows.append({"image": data.image_ids[k], "thumbnail": thumb.name, "generated": captions[j],
+                     "references": data.captions[k]})
+    attention = None
+    if getattr(model, "has_attention", False):
+        j = attention_index
+        words = model.vocab.decode_ids(decoded.tokens[j])
+        small = torch_resize(images[j], 160)
+        path = attention_figure(small, words, decoded.attention[j], image_dir / "caption-attention.png")
+        attention = {"image": rows[j]["image"], "caption": captions[j], "file": path.name}
+    return {"examples": rows, "attention_map": attention}
+
+
+def torch_resize(image, size: int):
+    import torch
+
+    return torch.nn.functional.interpolate(image[None].float(), size=(size, size), mode="bilinear",
+                                           align_corners=False)[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run")
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/flickr8k"))
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--images", type=int, default=100, help="dev images for the throughput figure")
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--beam", type=int, default=3)
+    parser.add_argument("--eval", action="store_true", help="also run pixloom eval on the dev split")
+    parser.add_argument("--examples", type=int, default=0, help="also caption N dev images for the docs")
+    parser.add_argument("--attention-index", type=int, default=0, help="which example gets the attention map")
+    parser.add_argument("--image-dir", default=str(ROOT / "docs/img"))
+    parser.add_argument("--out", default=str(ROOT / "bench/results/caption.json"))
+    args = parser.parse_args()
+    run = Path(args.run)
+    entry = {"run": str(run), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+             "platform": platform.platform(), "cpu_count": os.cpu_count(), "training": train_summary(run)}
+    if args.eval:
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        command = [sys.executable, "-m", "pixloom.cli", "eval", str(run), "--data", "flickr8k", "--data-dir",
+                   args.data_dir, "--split", "dev", "--beam", str(args.beam), "--quiet"]
+        if args.cache_dir:
+            command += ["--cache-dir", args.cache_dir]
+        result = subprocess.run(command, check=True, env=env, capture_output=True, text=True)
+        entry["dev_metrics"] = json.loads(result.stdout)
+        entry["eval_command"] = " ".join(["pixloom"] + command[3:])
+    if args.examples:
+        entry["docs_examples"] = examples(str(run), args.data_dir, args.examples, args.beam, Path(args.image_dir),
+                                          args.attention_index)
+    entry["throughput"] = throughput(str(run), args.data_dir, args.images, args.beam, args.batch, args.threads)
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results.setdefault("benchmark", "Flickr8k captioning: dev COCO metrics (pycocoevalcap), CPU training time, "
+                                    "caption throughput")
+    model = json.loads((run / "config.json").read_text())["model"]
+    results.setdefault("runs", {})[model] = entry
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(entry, indent=2))
+
+
+if __name__ == "__main__":
+    main()

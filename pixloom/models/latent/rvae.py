@@ -1,0 +1,278 @@
+"""Recurrent variational autoencoder over image rows.
+
+A variational autoencoder (Kingma and Welling 2014, "Auto-Encoding Variational Bayes") whose
+encoder and decoder are LSTMs that read and write an image one row per time step, in the manner of
+the variational recurrent autoencoder of Fabius and van Amersfoort 2015:
+
+    q(z | x)  = N(mu(x), diag sigma^2(x)),  mu, sigma from the encoder LSTM's last state over the rows
+    p(z)      = N(0, I)
+    p(x | z)  = prod_t prod_j Bernoulli(x[t, j] | decoder LSTM state at row t)
+
+The decoder starts from a state computed from ``z`` and receives ``z`` at every step. With
+``decoder_reads_rows = False`` (default) that is all it sees, so the pixels are *fully factorised
+given z* and everything the picture shares must pass through the latent: reconstructions and
+interpolations are exact means. With ``decoder_reads_rows = True`` the decoder also reads the rows
+above (the rows are independent given ``z`` and the previous rows), a better density model that
+may learn to ignore ``z`` (Bowman et al. 2016); ``kl_warmup_steps`` is the usual remedy.
+
+Training maximises the ELBO ``E_q[log p(x|z)] - KL(q || p)``; with ``kl_warmup_steps > 0`` the KL
+term is weighted by ``min(1, step / kl_warmup_steps)`` during training (never at validation). The
+model counts its own optimisation steps in the buffer ``train_steps``, so the schedule is saved in
+every checkpoint and survives ``--resume``.
+
+Likelihood: the importance-weighted bound of Burda, Grosse and Salakhutdinov 2016 ("Importance
+Weighted Autoencoders"), ``log p(x) >= E[log 1/k sum_i p(x, z_i) / q(z_i | x)]``, tightens as ``k``
+grows; :func:`importance_weighted_nll` computes it in chunks so memory stays bounded for any ``k``.
+Binary images only (levels 2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixloom.errors import PixloomError
+from pixloom.models.image_model import ImageGenerator
+from pixloom.nn.fused import make_fused_rnn
+from pixloom.nn.pixel_output import sample_pixels, to_unit_interval
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+# -- helpers shared by the latent-variable models ------------------------------------------------
+def require_binary_unconditional(model) -> None:
+    """One-line errors for the image kinds the VAE-style models do not handle."""
+    c = model.config
+    if c.levels != 2:
+        raise PixloomError(f"{model.name} models binary images only (levels 2), got levels {c.levels}; "
+                           "use binarized data such as sample-binarized or binarized-mnist")
+    if c.num_classes:
+        raise PixloomError(f"{model.name} has no class conditioning; drop --conditional")
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) in nats, summed over the last dimension."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def standard_normal_log_ratio(z: torch.Tensor, eps: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) - log N(z; mu, sigma^2) for z = mu + sigma * eps, summed over the last dim."""
+    return (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + log_sigma).sum(-1)
+
+
+def importance_weighted_nll(log_weights: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, k: int,
+                            max_rows: int = 4096) -> dict[str, torch.Tensor]:
+    """IWAE estimate of -log p(x) with ``k`` samples (Burda et al. 2016) and the k-sample ELBO.
+
+    ``log_weights(images)`` draws one latent per image and returns ``log p(x, z) - log q(z | x)``,
+    shape (rows,). The ``k`` samples of the ``B`` images are drawn in chunks of at most
+    ``max_rows`` rows (at least one sample per image per chunk), combined with ``logsumexp``.
+
+    Returns ``nll_nats`` = -log(1/k sum_i w_i) and ``elbo_nats`` = 1/k sum_i log w_i, both (B,).
+    ``elbo_nats`` is the ELBO itself (a lower bound on log p, so usually negative) and by Jensen's
+    inequality ``nll_nats <= -elbo_nats`` for every image.
+    """
+    if k < 1:
+        raise PixloomError(f"--iw-samples must be at least 1, got {k}")
+    b = image.shape[0]
+    per_chunk = max(1, max_rows // max(b, 1))
+    chunk_lse, log_w_sum, done = [], torch.zeros(b, device=image.device, dtype=torch.float64), 0
+    while done < k:
+        m = min(per_chunk, k - done)
+        repeated = image.unsqueeze(1).expand(b, m, *image.shape[1:]).reshape(b * m, *image.shape[1:])
+        log_w = log_weights(repeated).view(b, m).double()  # (B, m)
+        chunk_lse.append(torch.logsumexp(log_w, dim=1))
+        log_w_sum += log_w.sum(1)
+        done += m
+    log_p = torch.logsumexp(torch.stack(chunk_lse, 1), dim=1) - math.log(k)  # (B,)
+    return {"nll_nats": (-log_p).float(), "elbo_nats": (log_w_sum / k).float()}
+
+
+def image_rows(images: torch.Tensor, levels: int) -> torch.Tensor:
+    """Integer images (B, C, H, W) -> float rows (B, H, C*W) in [0, 1]."""
+    b, _, h, _ = images.shape
+    return to_unit_interval(images, levels).permute(0, 2, 1, 3).reshape(b, h, -1)
+
+
+def interpolation_weights(steps: int, device) -> torch.Tensor:
+    if steps < 2:
+        raise PixloomError(f"--steps must be at least 2, got {steps}")
+    return torch.linspace(0.0, 1.0, steps, device=device)
+
+
+# -- the model -----------------------------------------------------------------------------------
+@dataclass
+class RecurrentVAEConfig:
+    channels: int = 1
+    height: int = 28
+    width: int = 28
+    levels: int = 2  # binary images only
+    num_classes: int = 0  # not supported; kept for the shared image-model options
+    hidden_size: int = 256
+    num_layers: int = 1
+    latent_size: int = 32
+    decoder_reads_rows: bool = False  # False: pixels fully factorised given z
+    kl_warmup_steps: int = 0  # > 0: KL weight rises linearly from 0 to 1 over this many training steps
+
+
+class RecurrentVAE(ImageGenerator):
+    name = "recurrent-vae"
+    config_class = RecurrentVAEConfig
+    summary = "VAE with LSTM encoder/decoder over rows (Kingma & Welling 2014); ELBO training, IWAE likelihood"
+    default_iw_samples: ClassVar[int] = 100  # k of log_prob / nll when none is given
+    iw_max_rows: ClassVar[int] = 4096  # images x samples per forward pass in nll
+
+    def __init__(self, config: RecurrentVAEConfig):
+        super().__init__(config)
+        require_binary_unconditional(self)
+        c = config
+        row_size, h = c.channels * c.width, c.hidden_size
+        self.encoder_in = nn.Linear(row_size, h)
+        self.encoder = make_fused_rnn("lstm", h, h, c.num_layers)
+        self.posterior = nn.Linear(h, 2 * c.latent_size)  # -> (mu, log sigma^2)
+        self.z_to_state = nn.Linear(c.latent_size, 2 * c.num_layers * h)  # -> decoder (h0, c0)
+        self.z_to_input = nn.Linear(c.latent_size, h)
+        self.row_in = nn.Linear(row_size, h) if c.decoder_reads_rows else None
+        self.start_row = nn.Parameter(torch.zeros(h)) if c.decoder_reads_rows else None
+        self.decoder = make_fused_rnn("lstm", h, h, c.num_layers)
+        self.head = nn.Linear(h, row_size)
+        self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
+
+    # -- encoder and decoder ---------------------------------------------------------------------
+    def posterior_params(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Integer images (B, C, H, W) -> mean and log-variance of q(z | x), each (B, latent)."""
+        rows = image_rows(images, self.config.levels)  # (B, H, C*W)
+        _, (h_n, _) = self.encoder(self.encoder_in(rows))  # h_n: (layers, B, hidden)
+        mu, logvar = self.posterior(h_n[-1]).chunk(2, dim=-1)
+        return mu, logvar
+
+    def _decoder_start(self, z: torch.Tensor):
+        """z (B, latent) -> LSTM state ((layers, B, hidden) x 2) and per-step input (B, 1, hidden)."""
+        c = self.config
+        s = torch.tanh(self.z_to_state(z)).view(z.shape[0], 2, c.num_layers, c.hidden_size)
+        s = s.permute(1, 2, 0, 3).contiguous()  # (2, layers, B, hidden)
+        return (s[0], s[1]), self.z_to_input(z).unsqueeze(1)
+
+    def _row_logits(self, out: torch.Tensor) -> torch.Tensor:
+        """Decoder outputs (B, T, hidden) -> Bernoulli logits (B, C, T, W)."""
+        c = self.config
+        return self.head(out).view(out.shape[0], out.shape[1], c.channels, c.width).permute(0, 2, 1, 3)
+
+    def decoder_logits(self, z: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of p(x | z) for every pixel, (B, C, H, W). With ``decoder_reads_rows`` the decoder
+        reads the rows of ``images`` (teacher forcing: exact conditionals of those images)."""
+        c = self.config
+        state, z_in = self._decoder_start(z)
+        inputs = z_in.expand(-1, c.height, -1)  # (B, H, hidden)
+        if self.row_in is not None:
+            if images is None:
+                raise ValueError("decoder_logits needs the images when the decoder reads rows")
+            previous = self.row_in(image_rows(images, c.levels)[:, :-1])  # (B, H-1, hidden)
+            inputs = inputs + torch.cat([self.start_row.expand(z.shape[0], 1, -1), previous], dim=1)
+        out, _ = self.decoder(inputs, state)
+        return self._row_logits(out)
+
+    def _generate(self, z: torch.Tensor, pick_row: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Run the decoder from z alone; ``pick_row(logits (B, C, W))`` chooses each row (floats in
+        [0, 1]) that is fed back when the decoder reads rows. Returns (B, C, H, W) floats."""
+        c = self.config
+        if self.row_in is None:
+            return pick_row(self.decoder_logits(z))
+        state, z_in = self._decoder_start(z)
+        x = z_in + self.start_row.view(1, 1, -1)
+        rows = []
+        for _ in range(c.height):
+            out, state = self.decoder(x, state)
+            row = pick_row(self._row_logits(out)[:, :, 0])  # (B, C, W)
+            rows.append(row)
+            x = z_in + self.row_in(row.reshape(z.shape[0], 1, -1))
+        return torch.stack(rows, dim=2)
+
+    # -- training --------------------------------------------------------------------------------
+    def kl_weight(self) -> float:
+        """The KL factor of the current training step (1 outside training and without warm-up)."""
+        warmup = self.config.kl_warmup_steps
+        if warmup <= 0 or not self.training:
+            return 1.0
+        return min(1.0, int(self.train_steps) / warmup)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        images = batch["image"].to(self.device)
+        beta = self.kl_weight()
+        if self.training and torch.is_grad_enabled():
+            self.train_steps += 1
+        mu, logvar = self.posterior_params(images)  # (B, latent) each
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # reparameterisation
+        logits = self.decoder_logits(z, images)  # (B, C, H, W)
+        recon = F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
+        kl = gaussian_kl(mu, logvar)  # (B,)
+        return {
+            "loss": (recon + beta * kl).mean() / self.num_dims,
+            "elbo_nats": -(recon + kl).mean().detach(),
+            "recon_nats": recon.mean().detach(),
+            "kl_nats": kl.mean().detach(),
+            "kl_weight": torch.tensor(beta),
+        }
+
+    # -- likelihood ------------------------------------------------------------------------------
+    def _log_weights(self, images: torch.Tensor) -> torch.Tensor:
+        """One z ~ q(z|x) per image: log p(x, z) - log q(z | x), (B,)."""
+        mu, logvar = self.posterior_params(images)
+        eps = torch.randn_like(mu)
+        z = mu + (0.5 * logvar).exp() * eps
+        logits = self.decoder_logits(z, images)
+        log_px = -F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
+        return log_px + standard_normal_log_ratio(z, eps, 0.5 * logvar)
+
+    def nll(self, image, label=None, iw_samples: int | None = None, **options):
+        """``nll_nats``: IWAE estimate of -log p(x) with ``iw_samples`` samples (default 100);
+        ``elbo_nats``: the ELBO (mean log weight of the same samples). Both (B,)."""
+        if options:
+            raise PixloomError(f"{self.name} takes only the evaluation option iw_samples (got {', '.join(options)})")
+        self.check_label(label, image.shape[0])
+        images = self.check_images(image)
+        k = self.default_iw_samples if iw_samples is None else int(iw_samples)
+        with torch.no_grad():
+            return importance_weighted_nll(self._log_weights, images, k, self.iw_max_rows)
+
+    def log_prob(self, image, label=None):
+        """IWAE estimate of log p(x) with ``default_iw_samples`` samples, (B,)."""
+        return -self.nll(image, label)["nll_nats"]
+
+    # -- what the latent space is for ------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Posterior means, (B, latent)."""
+        return self.posterior_params(self.check_images(images))[0]
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean images E[x | z] as floats in [0, 1], (B, C, H, W). When the decoder reads rows, each
+        row's probabilities are fed back as the next input (a deterministic mean-field rollout)."""
+        return self._generate(z.to(self.device), torch.sigmoid)
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """decode(encode(images)): mean images (floats in [0, 1]) from the posterior means."""
+        return self.decode(self.encode(images))
+
+    @torch.no_grad()
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tensor:
+        """Mean images along the straight line between the posterior means of two images,
+        (steps, C, H, W) floats in [0, 1], from ``a`` to ``b``."""
+        z = self.encode(torch.stack([a.reshape(self.image_shape), b.reshape(self.image_shape)]))  # (2, latent)
+        t = interpolation_weights(steps, z.device).unsqueeze(1)  # (steps, 1)
+        return self.decode((1 - t) * z[0] + t * z[1])
+
+    @torch.no_grad()
+    def sample(self, n, temperature=1.0, label=None, generator=None):
+        """z ~ N(0, I), then pixels ~ p(x | z) at ``temperature``; uint8 (n, C, H, W)."""
+        self.check_label(label, n)
+        z = torch.randn(n, self.config.latent_size, generator=generator, device=self.device)
+        pick = lambda logits: sample_pixels(logits, 2, temperature, generator).float()  # noqa: E731
+        return self._generate(z, pick).to(torch.uint8)
