@@ -1,0 +1,41 @@
+"""Validation NLL against training time for the runs named on the command line -> one PNG.
+
+    python bench/plot_nll_curves.py docs/img/nll-curves.png runs/bench-row-lstm runs/bench-pixel-lstm
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main() -> None:
+    out, runs = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
+    fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
+    for run in runs:
+        with open(run / "metrics.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        minutes = [float(r["seconds"]) / 60 for r in rows]
+        nll = [float(r["valid_nll_nats"]) for r in rows]
+        ax.plot(minutes, nll, "o-", label=run.name.removeprefix("bench-"))
+    for y, name in ((79.2, "PixelRNN 79.20"), (80.97, "DRAW 80.97")):
+        ax.axhline(y, color="grey", lw=0.8, ls="--")
+        ax.text(0, y + 0.3, name, fontsize=7, color="grey")
+    ax.set_xlabel("training time on the shared 2-core CPU (minutes)")
+    ax.set_ylabel("validation NLL (nats / image)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
