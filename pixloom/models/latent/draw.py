@@ -36,7 +36,7 @@ from torch import nn
 
 from pixloom.errors import PixloomError
 from pixloom.models.image_model import ImageGenerator
-from pixloom.models.latent.rvae import (gaussian_kl, importance_weighted_nll, interpolation_weights,
+from pixloom.models.latent.common import (gaussian_kl, importance_weighted_nll, interpolation_weights,
                                         require_binary_unconditional, standard_normal_log_ratio)
 from pixloom.nn import attention
 from pixloom.nn.pixel_output import sample_pixels, to_unit_interval

@@ -38,7 +38,7 @@ from torch import nn
 
 from pixloom.errors import PixloomError
 from pixloom.models.image_model import ImageGenerator
-from pixloom.models.latent.rvae import LOG_2PI, image_rows, interpolation_weights
+from pixloom.models.latent.common import LOG_2PI, image_rows, interpolation_weights
 from pixloom.nn.fused import make_fused_rnn
 from pixloom.nn.pixel_output import pixel_log_prob, sample_pixels, to_unit_interval
 

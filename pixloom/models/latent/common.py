@@ -1,0 +1,75 @@
+"""Helpers shared by the latent-variable image models (recurrent VAE, DRAW, sequence autoencoder):
+Gaussian KL, the importance-weighted likelihood bound (Burda, Grosse & Salakhutdinov 2016, "Importance
+Weighted Autoencoders"), row views of images and interpolation weights."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from pixloom.errors import PixloomError
+from pixloom.nn.pixel_output import to_unit_interval
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def require_binary_unconditional(model) -> None:
+    """One-line errors for the image kinds the VAE-style models do not handle."""
+    c = model.config
+    if c.levels != 2:
+        raise PixloomError(f"{model.name} models binary images only (levels 2), got levels {c.levels}; "
+                           "use binarized data such as sample-binarized or binarized-mnist")
+    if c.num_classes:
+        raise PixloomError(f"{model.name} has no class conditioning; drop --conditional")
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) in nats, summed over the last dimension."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def standard_normal_log_ratio(z: torch.Tensor, eps: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) - log N(z; mu, sigma^2) for z = mu + sigma * eps, summed over the last dim."""
+    return (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + log_sigma).sum(-1)
+
+
+def importance_weighted_nll(log_weights: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, k: int,
+                            max_rows: int = 4096) -> dict[str, torch.Tensor]:
+    """IWAE estimate of -log p(x) with ``k`` samples (Burda et al. 2016) and the k-sample ELBO.
+
+    ``log_weights(images)`` draws one latent per image and returns ``log p(x, z) - log q(z | x)``,
+    shape (rows,). The ``k`` samples of the ``B`` images are drawn in chunks of at most
+    ``max_rows`` rows (at least one sample per image per chunk), combined with ``logsumexp``.
+
+    Returns ``nll_nats`` = -log(1/k sum_i w_i) and ``elbo_nats`` = 1/k sum_i log w_i, both (B,).
+    ``elbo_nats`` is the ELBO itself (a lower bound on log p, so usually negative) and by Jensen's
+    inequality ``nll_nats <= -elbo_nats`` for every image.
+    """
+    if k < 1:
+        raise PixloomError(f"--iw-samples must be at least 1, got {k}")
+    b = image.shape[0]
+    per_chunk = max(1, max_rows // max(b, 1))
+    chunk_lse, log_w_sum, done = [], torch.zeros(b, device=image.device, dtype=torch.float64), 0
+    while done < k:
+        m = min(per_chunk, k - done)
+        repeated = image.unsqueeze(1).expand(b, m, *image.shape[1:]).reshape(b * m, *image.shape[1:])
+        log_w = log_weights(repeated).view(b, m).double()  # (B, m)
+        chunk_lse.append(torch.logsumexp(log_w, dim=1))
+        log_w_sum += log_w.sum(1)
+        done += m
+    log_p = torch.logsumexp(torch.stack(chunk_lse, 1), dim=1) - math.log(k)  # (B,)
+    return {"nll_nats": (-log_p).float(), "elbo_nats": (log_w_sum / k).float()}
+
+
+def image_rows(images: torch.Tensor, levels: int) -> torch.Tensor:
+    """Integer images (B, C, H, W) -> float rows (B, H, C*W) in [0, 1]."""
+    b, _, h, _ = images.shape
+    return to_unit_interval(images, levels).permute(0, 2, 1, 3).reshape(b, h, -1)
+
+
+def interpolation_weights(steps: int, device) -> torch.Tensor:
+    if steps < 2:
+        raise PixloomError(f"--steps must be at least 2, got {steps}")
+    return torch.linspace(0.0, 1.0, steps, device=device)
