@@ -116,6 +116,10 @@ def main() -> None:
     run = Path(args.run)
     entry = {"run": str(run), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "platform": platform.platform(), "cpu_count": os.cpu_count(), "training": train_summary(run)}
+    if args.cache_dir:
+        entry["feature_cache"] = [
+            {k: meta[k] for k in ("encoder", "data", "split", "n_images", "seconds", "threads") if k in meta}
+            for meta in (json.loads(p.read_text()) for p in sorted(Path(args.cache_dir).glob("*.json")))]
     if args.eval:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         command = [sys.executable, "-m", "pixloom.cli", "eval", str(run), "--data", "flickr8k", "--data-dir",

@@ -17,7 +17,7 @@ import torch
 
 from pixloom.errors import PixloomError
 
-DATA_HELP = "mnist | binarized-mnist | fashion-mnist | sample | sample-binarized | folder:PATH"
+DATA_HELP = "mnist | binarized-mnist | fashion-mnist | cifar10 | sample | sample-binarized | folder:PATH"
 
 
 # -- shared helpers -----------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def cmd_train(args) -> int:
         model = model_cls(config)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip,
-        max_minutes=args.max_minutes, seed=args.seed, device=args.device, progress=not args.quiet,
+        max_minutes=args.max_minutes, max_steps=args.max_steps, seed=args.seed, device=args.device, progress=not args.quiet,
         warmup_steps=args.warmup_steps,
     )
     info = {"model": args.model, "data": data_name, "command": " ".join(["pixloom"] + sys.argv[1:]),
@@ -305,6 +305,14 @@ def cmd_eval(args) -> int:
         raise PixloomError(f"the model was trained on {model.config.levels}-level pixels but {args.data} has "
                            f"{data.levels}-level pixels")
     model.check_images(data.images[:1])
+    if not getattr(model, "has_likelihood", True):  # e.g. seq-autoencoder: reconstruction figures
+        from pixloom.metrics.likelihood import evaluate_loss_figures
+
+        if args.iw_samples is not None:
+            raise PixloomError(f"{model.name} has no likelihood, so --iw-samples does not apply")
+        result = evaluate_loss_figures(model, data, batch_size=args.batch_size, progress=not args.quiet)
+        _print_json({"model": model.name, "run": str(args.run), "data": args.data, "split": args.split, **result})
+        return 0
     options = {}
     if args.iw_samples is not None:
         options["iw_samples"] = args.iw_samples
@@ -380,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="local data root (default: $PIXLOOM_DATA or ~/.cache/pixloom)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this much training")
+    p.add_argument("--max-steps", type=int, default=None, help="stop with a checkpoint after this many steps in all")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-steps", type=int, default=100)

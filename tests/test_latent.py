@@ -300,8 +300,16 @@ def test_cli_eval_refuses_models_without_iw_samples_or_likelihood(runs, tmp_path
                  "--iw-samples", "5", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "iw_samples" in err and "\n" not in err
-    assert main(["eval", str(runs / "seq-autoencoder"), "--data", "sample-binarized", "--limit", "4", "--quiet"]) == 2
+    assert main(["eval", str(runs / "seq-autoencoder"), "--data", "sample-binarized", "--limit", "4",
+                 "--iw-samples", "5", "--quiet"]) == 2
     assert "no likelihood" in capsys.readouterr().err
+
+
+def test_cli_eval_of_the_autoencoder_reports_reconstruction_error(runs, capsys):
+    assert main(["eval", str(runs / "seq-autoencoder"), "--data", "sample-binarized", "--split", "test",
+                 "--limit", "8", "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n_images"] == 8 and 0 < result["recon_error"] < 1 and result["loss"] > 0
 
 
 @pytest.mark.parametrize("name", list(SMALL))

@@ -24,7 +24,7 @@ from pixloom.errors import PixloomError
 from pixloom.models import MODELS
 from pixloom.models.autoregressive.pixel_rnn import PixelRNN, PixelRNNConfig, _CachedSampler, _NaiveSampler
 from pixloom.nn.masked_conv import MaskedConv2d
-from pixloom.nn.spatial_lstm import DiagonalBiLSTMLayer, RowLSTMLayer, skew, unskew
+from pixloom.nn.spatial_lstm import DiagonalBiLSTMLayer, RowLSTMLayer, _diagonal_view, _ranges, lstm_scan, skew, unskew
 
 from conftest import tiny_binary_dataset
 
@@ -116,10 +116,41 @@ def test_skew_and_unskew_are_inverse_views():
     assert torch.equal(unskew(s.contiguous(), 4), x)
 
 
+def test_scan_reads_the_skewed_columns_as_diagonal_views():
+    """lstm_scan's step t (columns stored right to left) is exactly the paper's skewed column t."""
+    x = torch.randn(2, 3, 4, 5, 2)  # (G, B, H, W, C)
+    skewed = skew(x.flatten(0, 1)).view(2, 3, 4, 8, 2)  # (G, B, H, H + W - 1, C)
+    for t, (a, b) in enumerate(_ranges(x, diagonal=True)):
+        column = skewed[:, :, :, t]
+        assert torch.equal(_diagonal_view(x.flip(3), t), column[:, :, a:b])
+        assert column[:, :, :a].abs().sum() == 0 and column[:, :, b:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_lstm_scan_backward_matches_finite_differences(diagonal):
+    torch.manual_seed(0)
+    new = lambda *shape: torch.randn(*shape, dtype=torch.double, requires_grad=True)  # noqa: E731
+    if diagonal:  # x (G, B, H, W, 4h), two taps (same row, row above)
+        args = (new(2, 2, 3, 4, 8), new(2, 2, 2, 8))
+        fn = lambda x, w: lstm_scan(x, w, (0, -1), diagonal=True)  # noqa: E731
+    else:  # x (T, G, B, L, 4h), three taps, learned-style initial state
+        args = (new(3, 1, 2, 4, 8), new(3, 1, 2, 8), new(1, 2, 4, 2), new(1, 2, 4, 2))
+        fn = lambda x, w, h0, c0: lstm_scan(x, w, (-1, 0, 1), h0=h0, c0=c0)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, args)
+
+
+@pytest.mark.parametrize("layer_cls", [RowLSTMLayer, DiagonalBiLSTMLayer])
+def test_layers_do_not_depend_on_memory_format(layer_cls):
+    torch.manual_seed(0)
+    layer = layer_cls(6, 4, channels=3)
+    x = torch.randn(2, 6, 5, 7)
+    torch.testing.assert_close(layer(x), layer(x.contiguous(memory_format=torch.channels_last)))
+
+
 # -- exact likelihood ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("shape,levels,classes", [((1, 2, 3), 2, 0), ((1, 2, 3), 2, 3), ((3, 1, 2), 2, 0),
-                                                  ((1, 2, 2), 3, 0)])
+                                                  ((1, 2, 2), 3, 0), ((1, 3, 1), 2, 0)])
 def test_probabilities_of_all_images_sum_to_one(variant, shape, levels, classes):
     """Total mass 1 over all levels**(C*H*W) images: 64 binary 2x3 grey or 1x2 RGB images, 81 3-level."""
     c, h, w = shape

@@ -29,3 +29,20 @@ def evaluate_likelihood(model, dataset, batch_size: int = 256, progress: bool = 
     result["bits_per_dim"] = result["nll_nats"] / (model.num_dims * math.log(2.0))
     result["n_images"] = count
     return result
+
+
+@torch.no_grad()
+def evaluate_loss_figures(model, dataset, batch_size: int = 256, progress: bool = True) -> dict:
+    """Average every figure of ``model.loss`` over ``dataset`` (for models without a likelihood,
+    e.g. the sequence autoencoder's reconstruction error)."""
+    model.eval()
+    totals: dict[str, float] = {}
+    count = 0
+    for start in tqdm(range(0, len(dataset), batch_size), desc="eval", unit="batch", disable=not progress,
+                      leave=False):
+        indices = torch.arange(start, min(start + batch_size, len(dataset)))
+        batch = {k: v.to(model.device) for k, v in dataset.get_batch(indices).items()}
+        for k, v in model.loss(batch).items():
+            totals[k] = totals.get(k, 0.0) + float(v) * len(indices)
+        count += len(indices)
+    return {**{k: v / count for k, v in totals.items()}, "n_images": count}

@@ -70,6 +70,11 @@ class MaskedConv2d(nn.Conv2d):
         self.channels = channels
         mask = causal_mask(out_channels, in_channels, (kh, kw), mask_type, channels, out_blocks)
         self.register_buffer("mask", mask, persistent=False)  # rebuilt from the config, never saved
+        # The rows below the centre (and, for one-row kernels, the columns right of it) are always
+        # masked: forward convolves with the rest only, padding the input asymmetrically instead.
+        ci, cj = kh // 2, kw // 2
+        self.support = (ci + 1, cj + 1 if kh == 1 else kw)
+        self.causal_padding = (cj, 0 if kh == 1 else cj, ci, 0)  # F.pad order: left, right, top, bottom
 
     @property
     def masked_weight(self) -> torch.Tensor:
@@ -77,7 +82,11 @@ class MaskedConv2d(nn.Conv2d):
         return self.weight * self.mask
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.masked_weight, self.bias, padding=self.padding)
+        rows, cols = self.support
+        weight = self.masked_weight[:, :, :rows, :cols]
+        if any(self.causal_padding):
+            x = F.pad(x, self.causal_padding)
+        return F.conv2d(x, weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, mask_type={self.mask_type}, channels={self.channels}"

@@ -13,8 +13,9 @@ map before the recurrent loop; the loop only adds the state-to-state convolution
     c = f * c_prev + i * g,    h = o * tanh(c)
 
 (gate ``g`` takes ``tanh``; some public implementations wrongly use ``sigmoid``). Gates are stored in
-the order ``[i, f, o, g]``. Inside the loop tensors are kept channels-last so the state-to-state
-convolution is one matrix product over shifted views of the previous state.
+the order ``[i, f, o, g]``. Both loops are one function, :func:`lstm_scan`: an LSTM whose
+state-to-state transform is a 1D convolution across the positions of a step (a row's columns for the
+Row LSTM, a skewed column's rows for the Diagonal BiLSTM), with a hand-written backward.
 
 For fast sampling each layer also offers an incremental interface (``start_cache``, ``step``,
 ``next_row``) that carries the recurrent state across pixels and computes only the columns a new
@@ -35,119 +36,47 @@ from torch.profiler import record_function
 from pixloom.nn.masked_conv import MaskedConv2d
 
 
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) as 2 sigmoid(2x) - 1: the same function, several times faster than torch.tanh on CPU."""
+    return torch.mul(x, 2).sigmoid_().mul_(2).sub_(1)
+
+
 def lstm_cell(gates: torch.Tensor, c_prev: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Gates (..., 4h) ordered [i, f, o, g] and the previous cell (..., h) (None = zeros) -> (h, c)."""
     hidden = gates.shape[-1] // 4
     i, f, o = torch.sigmoid(gates[..., : 3 * hidden]).chunk(3, dim=-1)
-    g = torch.tanh(gates[..., 3 * hidden :])
+    g = _tanh(gates[..., 3 * hidden :])
     c = i * g if c_prev is None else torch.addcmul(i * g, f, c_prev)
-    return o * torch.tanh(c), c
+    return o * _tanh(c), c
 
 
 def _diagonal_view(t: torch.Tensor, step: int) -> torch.Tensor:
-    """(G, H, W, B, C) -> (G, n, B, C): skewed column ``step`` (see :func:`lstm_scan`), a view."""
-    return torch.diagonal(t, offset=t.shape[2] - 1 - step, dim1=1, dim2=2).movedim(-1, 1)
+    """(G, B, H, W, C) -> (G, B, n, C): skewed column ``step`` (see :func:`lstm_scan`), a view."""
+    return torch.diagonal(t, offset=t.shape[3] - 1 - step, dim1=2, dim2=3).movedim(-1, 2)
 
 
-def _row_view(t: torch.Tensor, step: int) -> torch.Tensor:
-    """(T, G, L, B, C) -> (G, L, B, C): step ``step``, a view."""
-    return t[step]
+def _steps(t: torch.Tensor, diagonal: bool) -> list[torch.Tensor] | tuple[torch.Tensor, ...]:
+    """Views of every step of ``t`` in :func:`lstm_scan`'s layout, taken once before a loop."""
+    if diagonal:
+        return [_diagonal_view(t, step) for step in range(t.shape[2] + t.shape[3] - 1)]
+    return t.unbind(0)  # (T, G, B, L, C) -> T x (G, B, L, C)
 
 
-class _LSTMScan(torch.autograd.Function):
-    """The recurrent loop of both layers with a hand-written backward (see :func:`lstm_scan`).
+def _ranges(x: torch.Tensor, diagonal: bool) -> list[tuple[int, int]]:
+    """Positions [a, b) computed at each step: all of them, or the real pixels of a skewed column."""
+    if not diagonal:
+        return [(0, x.shape[3])] * x.shape[0]
+    height, width = x.shape[2:4]
+    return [(max(0, t - width + 1), min(t, height - 1) + 1) for t in range(height + width - 1)]
 
-    Autograd would record ~15 nodes per step, zero-fill a full-size gradient for every slice and
-    keep every intermediate. Here the forward keeps, per step, only the activations [i, f, o, g],
-    tanh(c), h and c of the positions it computed and works in place; the backward is one reverse
-    loop over the same steps.
-    """
 
-    @staticmethod
-    def forward(ctx, x, weight, offsets, diagonal, h0, c0):
-        view = _diagonal_view if diagonal else _row_view
-        ranges = _ranges(x, diagonal)
-        hd = x.shape[-1] // 4
-        out = x.new_empty(*x.shape[:-1], hd)  # every position belongs to exactly one step
-        saved = []  # per step: (activations, tanh(c), h, c), positions a:b only
-        prev = (h0, c0, 0)  # state of the previous step and its first position
-        with record_function("pixel_rnn.recurrent_loop"):
-            for t, (a, b) in enumerate(ranges):
-                h_prev, c_prev, start = prev
-                act = view(x, t).clone(memory_format=torch.contiguous_format)  # (G, n, B, 4h)
-                if h_prev is not None:
-                    for k, d in enumerate(offsets):  # state-to-state tap k: position l reads h_prev[l + d]
-                        lo, hi = _overlap(a, b, d, start, start + h_prev.shape[1])
-                        if lo < hi:
-                            act[:, lo - a : hi - a].flatten(1, 2).baddbmm_(
-                                h_prev[:, lo + d - start : hi + d - start].flatten(1, 2), weight[k])
-                act[..., : 3 * hd].sigmoid_()
-                act[..., 3 * hd :].tanh_()
-                i, f, o, g = act.chunk(4, dim=-1)
-                c = i * g
-                if c_prev is not None:  # the cell continues at the same position
-                    lo, hi = _overlap(a, b, 0, start, start + c_prev.shape[1])
-                    c[:, lo - a : hi - a].addcmul_(f[:, lo - a : hi - a], c_prev[:, lo - start : hi - start])
-                tanh_c = torch.tanh(c)
-                h = o * tanh_c
-                view(out, t).copy_(h)
-                saved.append((act, tanh_c, h, c))
-                prev = (h, c, a)
-        ctx.offsets, ctx.diagonal, ctx.ranges, ctx.steps = offsets, diagonal, ranges, saved
-        ctx.save_for_backward(weight, h0, c0)
-        ctx.x_like = (x.shape, x.stride())
-        return out
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        weight, h0, c0 = ctx.saved_tensors
-        view = _diagonal_view if ctx.diagonal else _row_view
-        shape, stride = ctx.x_like
-        grad_x = torch.empty_strided(shape, stride, dtype=grad_out.dtype, device=grad_out.device)
-        grad_w = torch.zeros_like(weight)
-        steps = ctx.steps
-        groups, _, batch, hd = steps[0][2].shape
-        length = max(b for _, b in ctx.ranges)
-        dh_carry = grad_out.new_zeros(groups, length, batch, hd)  # from step t + 1 into step t
-        dc_carry = torch.zeros_like(dh_carry)
-        with record_function("pixel_rnn.recurrent_loop_backward"):
-            for t in reversed(range(len(steps))):
-                a, b = ctx.ranges[t]
-                act, tanh_c, _, _ = steps[t]
-                h_prev, c_prev, start = (steps[t - 1][2], steps[t - 1][3], ctx.ranges[t - 1][0]) if t else (h0, c0, 0)
-                i, f, o, g = act.chunk(4, dim=-1)
-                dh = view(grad_out, t) + dh_carry[:, a:b]
-                dc = torch.addcmul(dc_carry[:, a:b], dh * o, 1 - tanh_c * tanh_c)
-                d = view(grad_x, t)  # (G, n, B, 4h): gradient of the pre-activations
-                sig = act[..., : 3 * hd]
-                torch.mul(sig, 1 - sig, out=d[..., : 3 * hd])  # sigmoid'
-                di, df, do, dg = d.chunk(4, dim=-1)
-                di.mul_(dc * g)
-                do.mul_(dh * tanh_c)
-                torch.mul(dc * i, 1 - g * g, out=dg)  # tanh'
-                dh_carry.zero_()
-                dc_carry.zero_()
-                if c_prev is None:
-                    df.zero_()
-                else:
-                    lo, hi = _overlap(a, b, 0, start, start + c_prev.shape[1])
-                    df[:, : lo - a].zero_()
-                    df[:, hi - a :].zero_()
-                    df[:, lo - a : hi - a].mul_(dc[:, lo - a : hi - a] * c_prev[:, lo - start : hi - start])
-                    torch.mul(dc[:, lo - a : hi - a], f[:, lo - a : hi - a], out=dc_carry[:, lo:hi])
-                if h_prev is None:
-                    continue
-                for k, off in enumerate(ctx.offsets):
-                    lo, hi = _overlap(a, b, off, start, start + h_prev.shape[1])
-                    if lo < hi:
-                        d_rows = d[:, lo - a : hi - a].reshape(groups, -1, 4 * hd)  # (G, n*B, 4h)
-                        h_rows = h_prev[:, lo + off - start : hi + off - start].flatten(1, 2)  # (G, n*B, h)
-                        dh_carry[:, lo + off : hi + off].flatten(1, 2).baddbmm_(d_rows, weight[k].transpose(1, 2))
-                        grad_w[k].baddbmm_(h_rows.transpose(1, 2), d_rows)
-        grad_h0 = dh_carry if h0 is not None else None
-        grad_c0 = dc_carry if c0 is not None else None
-        return grad_x, grad_w, None, None, grad_h0, grad_c0
+def _empty_like_layout(shape: torch.Size, stride: tuple[int, ...], channels: int, like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor of ``shape`` with ``channels`` in the last dimension, whose dimensions
+    lie in memory in the order the strides ``stride`` give (channels-last stays channels-last)."""
+    dims = len(shape)
+    order = sorted(range(dims - 1), key=lambda d: stride[d], reverse=True) + [dims - 1]
+    base = like.new_empty([shape[d] for d in order[:-1]] + [channels])
+    return base.permute([order.index(d) for d in range(dims)])
 
 
 def _overlap(a: int, b: int, offset: int, start: int, stop: int) -> tuple[int, int]:
@@ -155,12 +84,114 @@ def _overlap(a: int, b: int, offset: int, start: int, stop: int) -> tuple[int, i
     return max(a, start - offset), min(b, stop - offset)
 
 
-def _ranges(x: torch.Tensor, diagonal: bool) -> list[tuple[int, int]]:
-    """Positions (a, b) computed at each step: all of them, or the real pixels of a skewed column."""
-    if not diagonal:
-        return [(0, x.shape[2])] * x.shape[0]
-    height, width = x.shape[1:3]
-    return [(max(0, t - width + 1), min(t, height - 1) + 1) for t in range(height + width - 1)]
+def _gather(prev: torch.Tensor, start: int, a: int, b: int, offsets: tuple[int, ...]) -> torch.Tensor:
+    """States (G, B, m, h) of positions start .. start+m-1 -> window (G, B, b-a, K*h) whose block k
+    at position l is ``prev[..., l + offsets[k], :]``, zero where that position was not computed."""
+    groups, batch, m, hd = prev.shape
+    if offsets == (0,) and start == a and m == b - a:
+        return prev
+    window = prev.new_zeros(groups, batch, b - a, len(offsets) * hd)
+    for k, d in enumerate(offsets):
+        lo, hi = _overlap(a, b, d, start, start + m)
+        if lo < hi:
+            window[:, :, lo - a : hi - a, k * hd : (k + 1) * hd] = prev[:, :, lo + d - start : hi + d - start]
+    return window
+
+
+def _scatter_add(target: torch.Tensor, grad_window: torch.Tensor, a: int, offsets: tuple[int, ...]) -> None:
+    """Adjoint of :func:`_gather`: add block k of ``grad_window`` (G, B, n, K*h) at position l to
+    ``target[..., l + offsets[k], :]`` (target (G, B, L, h)), dropping positions outside 0 .. L-1."""
+    n, hd = grad_window.shape[2], target.shape[-1]
+    for k, d in enumerate(offsets):
+        lo, hi = _overlap(a, a + n, d, 0, target.shape[2])
+        if lo < hi:
+            target[:, :, lo + d : hi + d] += grad_window[:, :, lo - a : hi - a, k * hd : (k + 1) * hd]
+
+
+class _LSTMScan(torch.autograd.Function):
+    """The recurrent loop of both layers with a hand-written backward (see :func:`lstm_scan`).
+
+    Autograd would record ~15 nodes per step, zero-fill a full-size gradient for every slice and
+    keep every intermediate. Here each step gathers the state-to-state taps into one window so
+    the convolution is a single batched product, works in place, and keeps only what the backward
+    needs: activations [i, f, o, g], tanh(c), the aligned previous cell and the window.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, offsets, diagonal, h0, c0):
+        ranges = _ranges(x, diagonal)
+        taps, groups, hd, _ = weight.shape
+        w_cat = weight.transpose(0, 1).reshape(groups, taps * hd, 4 * hd)  # window @ w_cat
+        out = _empty_like_layout(x.shape, x.stride(), hd, x)  # each position belongs to exactly one step
+        x_steps, out_steps = _steps(x, diagonal), _steps(out, diagonal)
+        saved = []
+        h_prev, c_prev, start = h0, c0, 0  # state of the previous step and its first position
+        with record_function("pixel_rnn.recurrent_loop"):
+            for t, (a, b) in enumerate(ranges):
+                act = x_steps[t].clone(memory_format=torch.contiguous_format)  # (G, B, n, 4h)
+                window = None if h_prev is None else _gather(h_prev, start, a, b, offsets)  # (G, B, n, K*h)
+                if window is not None:
+                    act.view(groups, -1, 4 * hd).baddbmm_(window.reshape(groups, -1, taps * hd), w_cat)
+                act[..., 3 * hd :].mul_(2)  # one sigmoid over all gates: tanh(g) = 2 sigmoid(2g) - 1
+                act.sigmoid_()
+                act[..., 3 * hd :].mul_(2).sub_(1)
+                i, f, o, g = act.chunk(4, dim=-1)
+                c = i * g
+                c_prev = None if c_prev is None else _gather(c_prev, start, a, b, (0,))  # same positions
+                if c_prev is not None:
+                    c.addcmul_(f, c_prev)
+                tanh_c = _tanh(c)
+                h = o * tanh_c
+                out_steps[t].copy_(h)
+                saved.append((act, tanh_c, c_prev, window))
+                h_prev, c_prev, start = h, c, a
+        ctx.offsets, ctx.diagonal, ctx.ranges, ctx.steps = offsets, diagonal, ranges, saved
+        ctx.has_h0, ctx.has_c0 = h0 is not None, c0 is not None
+        ctx.x_layout = (x.shape, x.stride())
+        ctx.save_for_backward(w_cat)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        (w_cat,) = ctx.saved_tensors
+        groups, taps_hd, four_h = w_cat.shape
+        hd = four_h // 4
+        grad_x = _empty_like_layout(*ctx.x_layout, four_h, grad_out)
+        grad_x_steps, grad_out_steps = _steps(grad_x, ctx.diagonal), _steps(grad_out, ctx.diagonal)
+        grad_w = torch.zeros_like(w_cat)
+        batch, length = ctx.steps[0][0].shape[1], max(b for _, b in ctx.ranges)
+        dh_carry = grad_out.new_zeros(groups, batch, length, hd)  # from step t + 1 into step t
+        dc_carry = torch.zeros_like(dh_carry)
+        with record_function("pixel_rnn.recurrent_loop_backward"):
+            for t in reversed(range(len(ctx.ranges))):
+                a, b = ctx.ranges[t]
+                act, tanh_c, c_prev, window = ctx.steps[t]
+                i, f, o, g = act.chunk(4, dim=-1)
+                dh = grad_out_steps[t] + dh_carry[:, :, a:b]
+                dc = torch.addcmul(dc_carry[:, :, a:b], dh * o, 1 - tanh_c * tanh_c)
+                d = act * (1 - act)  # gradient of the pre-activations; sigmoid' for i, f, o
+                di, df, do, dg = d.chunk(4, dim=-1)
+                di.mul_(dc * g)
+                do.mul_(dh * tanh_c)
+                if c_prev is None:
+                    df.zero_()
+                else:
+                    df.mul_(dc * c_prev)
+                torch.mul(dc * i, 1 - g * g, out=dg)  # tanh'
+                grad_x_steps[t].copy_(d)
+                dh_carry.zero_()
+                dc_carry.zero_()
+                if c_prev is not None:
+                    _scatter_add(dc_carry, dc * f, a, (0,))
+                if window is not None:
+                    d_flat = d.view(groups, -1, four_h)  # (G, B*n, 4h)
+                    grad_w.baddbmm_(window.reshape(groups, -1, taps_hd).transpose(1, 2), d_flat)
+                    grad_window = torch.bmm(d_flat, w_cat.transpose(1, 2)).view(*d.shape[:3], taps_hd)
+                    _scatter_add(dh_carry, grad_window, a, ctx.offsets)
+        grad_w = grad_w.view(groups, len(ctx.offsets), hd, four_h).transpose(0, 1)
+        return (grad_x, grad_w, None, None, dh_carry if ctx.has_h0 else None,
+                dc_carry if ctx.has_c0 else None)
 
 
 def lstm_scan(x: torch.Tensor, weight: torch.Tensor, offsets: tuple[int, ...], diagonal: bool = False,
@@ -173,17 +204,19 @@ def lstm_scan(x: torch.Tensor, weight: torch.Tensor, offsets: tuple[int, ...], d
 
     Two layouts (G groups run side by side with their own weights, e.g. two scan directions):
 
-    * rows (``diagonal=False``): x (T, G, L, B, 4h); step t is x[t], L positions (a row's
-      columns for the Row LSTM). Returns h (T, G, L, B, h).
-    * diagonals (``diagonal=True``): x (G, H, W, B, 4h) holds an image whose *columns are stored
+    * rows (``diagonal=False``): x (T, G, B, L, 4h); step t is x[t], with L positions (a row's
+      columns for the Row LSTM). Returns h (T, G, B, L, h).
+    * diagonals (``diagonal=True``): x (G, B, H, W, 4h) holds an image whose *columns are stored
       right to left*; step t is the skewed column t of the paper, i.e. the anti-diagonal
       i + j = t of the image, and its positions are the rows i = max(0, t-W+1) .. min(t, H-1).
       Reversed columns make that anti-diagonal a ``torch.diagonal`` view, so the map is skewed
-      without a copy and only real pixels are computed. Returns h (G, H, W, B, h), same layout.
+      without a copy and only real pixels are computed. Returns h (G, B, H, W, h).
+
+    The output's dimensions lie in memory in the same order as x's (channels-last stays so).
 
     Args:
         weight: (K, G, h, 4h) state-to-state taps.
-        h0, c0: (G, L, B, h) state before the first step (rows layout only); None for zeros.
+        h0, c0: (G, B, L, h) state before the first step (rows layout only); None for zeros.
     """
     return _LSTMScan.apply(x, weight.contiguous(), tuple(offsets), diagonal, h0, c0)
 
@@ -191,8 +224,10 @@ def lstm_scan(x: torch.Tensor, weight: torch.Tensor, offsets: tuple[int, ...], d
 def skew(x: torch.Tensor) -> torch.Tensor:
     """(N, H, W, *rest) -> (N, H, H + W - 1, *rest): row i shifted right by i, zeros elsewhere.
 
-    Pad + reshape views only (one copy, by the pad): padding each row to W + H columns and reading
-    the flat buffer back with rows of W + H - 1 columns offsets row i by i.
+    The paper's skew (Fig. 3), by pad + reshape views only (one copy, by the pad): padding each row
+    to W + H columns and reading the flat buffer back with rows of W + H - 1 columns offsets row i
+    by i. The Diagonal BiLSTM never materialises it: :func:`lstm_scan` reads each skewed column as a
+    ``torch.diagonal`` view of the unskewed map (the tests check both agree).
     """
     n, height, width = x.shape[:3]
     rest = x.shape[3:]
@@ -226,7 +261,8 @@ class RowLSTMLayer(nn.Module):
     """Row LSTM (Sec. 3.1): processes the image row by row, top to bottom.
 
     Input-to-state: a 1 x k convolution along the row, masked B (columns j - k//2 .. j), computed for
-    all rows in one call. State-to-state: a 1D convolution of width k over the previous row's h.
+    all rows in one call. State-to-state: a 1D convolution of width k over the previous row's h
+    (``state_to_state`` holds its weight; :func:`lstm_scan` applies it as k taps in one product).
     The receptive field of (i, j) is the triangle above it (plus the k//2 pixels to its left).
 
     Args:
@@ -255,14 +291,14 @@ class RowLSTMLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, height, width = x.shape
         p = self.k // 2
-        # All rows' input-to-state gates in one convolution: (B, 4h, H, W) -> (H, 1, W, B, 4h) view.
-        gates = self.input_to_state(x).permute(2, 3, 0, 1).unsqueeze(1)
+        # All rows' input-to-state gates in one convolution: (B, 4h, H, W) -> (H, 1, B, W, 4h) view.
+        gates = self.input_to_state(x).permute(2, 0, 3, 1).unsqueeze(1)
         taps = self.state_to_state.weight.permute(2, 1, 0).unsqueeze(1)  # (4h, h, k) -> (k, 1, h, 4h)
         h0, c0 = self._initial(b, width, x)
-        if h0 is not None:  # (B, W, h) -> (1, W, B, h)
-            h0, c0 = (s.transpose(0, 1).unsqueeze(0).contiguous() for s in (h0, c0))
-        hs = lstm_scan(gates, taps, tuple(range(-p, p + 1)), h0=h0, c0=c0)  # (H, 1, W, B, h)
-        return hs[:, 0].permute(2, 3, 0, 1)  # (B, h, H, W)
+        if h0 is not None:  # (B, W, h) -> (1, B, W, h)
+            h0, c0 = h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous()
+        hs = lstm_scan(gates, taps, tuple(range(-p, p + 1)), h0=h0, c0=c0)  # (H, 1, B, W, h)
+        return hs[:, 0].permute(1, 3, 0, 2)  # (B, h, H, W)
 
     # -- incremental evaluation (cached sampling) ------------------------------------------
     @torch.no_grad()
@@ -328,13 +364,14 @@ class DiagonalBiLSTMLayer(nn.Module):
     """Diagonal BiLSTM (Sec. 3.2): two LSTMs that scan the image along diagonals.
 
     The left-to-right direction: the state at (i, j) reads the input at (i, j) through a 1x1 mask-B
-    convolution and the states at (i, j - 1) and (i - 1, j) through a 2x1 convolution. To compute a
-    whole diagonal at once the map is *skewed* (row i shifted right by i, (B, C, n, n) ->
-    (B, C, n, 2n - 1)) so the diagonals become columns, and the loop steps over the 2n - 1 columns;
-    the 2x1 convolution of the previous column is one batched matrix product over two row-shifted
-    views of it. The right-to-left direction does the same on the mirrored map; its output is shifted
-    down one row before it is added, so (i, j) sees only rows < i of it and no future pixel leaks.
-    Both directions run in the same loop as one batched product.
+    convolution and the states at (i, j - 1) and (i - 1, j) through a 2x1 convolution. In the
+    paper's *skewed* map (row i shifted right by i, (n, n) -> (n, 2n - 1), see :func:`skew`) these
+    are the previous column's rows i and i - 1, so the loop steps over the 2n - 1 columns and does
+    a whole diagonal at once. Here :func:`lstm_scan` reads each skewed column as a diagonal view of
+    the unskewed gates (no copy) and computes only its real pixels (n^2 cells, not n(2n - 1)).
+    The right-to-left direction is the same scan of the mirrored map; its output is shifted down one
+    row before it is added, so (i, j) sees only rows < i of it and no future pixel leaks. Both
+    directions share the loop as one batched product.
 
     Args:
         in_channels: C_in.  hidden: h (per direction).  channels: image colour channels.
@@ -368,15 +405,15 @@ class DiagonalBiLSTMLayer(nn.Module):
         # Input-to-state for the whole map and both directions: one batched product. Columns are
         # stored right to left for the left-to-right pass and as they are for the mirrored pass,
         # the layout in which lstm_scan reads skewed columns as diagonal views.
-        xl = x.permute(2, 3, 0, 1)  # (H, W, B, C_in)
-        both = torch.stack([xl.flip(1), xl])  # (2, H, W, B, C_in)
+        xl = x.permute(0, 2, 3, 1)  # (B, H, W, C_in), free for channels-last input
+        both = torch.stack([xl.flip(2), xl])  # (2, B, H, W, C_in)
         gates = torch.baddbmm(w["bias"].unsqueeze(1), both.flatten(1, 3), w["input"].transpose(1, 2))
         # The 2x1 column convolution as two taps: the same row (offset 0) and the row above (-1).
         taps = torch.stack([w["same"], w["up"]]).transpose(2, 3)  # (2 taps, 2 directions, h, 4h)
-        hs = lstm_scan(gates.view(2, height, width, b, 4 * hd), taps, (0, -1), diagonal=True)
-        left, right = hs[0].flip(1), hs[1]  # (H, W, B, h) each, columns back in order
-        out = left + F.pad(right[:-1], (0, 0, 0, 0, 0, 0, 1, 0))  # right states shifted down one row
-        return out.permute(2, 3, 0, 1)  # (B, h, H, W)
+        hs = lstm_scan(gates.view(2, b, height, width, 4 * hd), taps, (0, -1), diagonal=True)
+        left, right = hs[0].flip(2), hs[1]  # (B, H, W, h) each, columns back in order
+        out = left + F.pad(right[:, :-1], (0, 0, 0, 0, 1, 0))  # right states shifted down one row
+        return out.permute(0, 3, 1, 2)  # (B, h, H, W), channels-last in memory
 
     # -- incremental evaluation (cached sampling) ------------------------------------------
     @torch.no_grad()

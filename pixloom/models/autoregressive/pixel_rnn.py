@@ -93,7 +93,8 @@ class PixelRNN(ImageGenerator):
 
     def _logits(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         """Unit-interval pixels (B, C, H, W) -> logits (B, C, H, W) or (B, C, H, W, levels)."""
-        features = self.input_conv(x)  # (B, 2h, H, W)
+        # Channels-last throughout (a 1-channel input alone would leave the convolutions in NCHW).
+        features = self.input_conv(x).contiguous(memory_format=torch.channels_last)  # (B, 2h, H, W)
         if self.class_embedding is not None:
             features = features + self._class_bias(label)[:, :, None, None]
         for layer, residual in zip(self.layers, self.residual):
@@ -119,8 +120,9 @@ class PixelRNN(ImageGenerator):
 
     @torch.no_grad()
     def sample_naive(self, n, temperature=1.0, label=None, generator=None):
-        """Like ``sample`` but runs the whole network once per pixel and channel (slow reference);
-        for the same ``generator`` state it draws the same images as ``sample``."""
+        """Like ``sample`` but runs the whole network once per pixel and channel (the slow reference).
+        Both compute the same logits up to float rounding and draw from ``generator`` in the same
+        order, so the same seed gives the same images."""
         return self._generate(*self._blank(n), temperature, label, generator, _NaiveSampler)
 
     @torch.no_grad()
@@ -199,7 +201,8 @@ class _CachedSampler:
         self.canvas = F.pad(to_unit_interval(images, c.levels), (p, p, p, 0))  # (B, C, p+H, p+W+p)
         self.input_weight = model.input_conv.masked_weight[:, :, : p + 1]  # (2h, C, p+1, 7)
         self.class_bias = model._class_bias(label)
-        self.residual = [(r.masked_weight.flatten(1), r.bias) for r in model.residual]
+        self.residual = [(r.masked_weight.flatten(1), r.bias) for r in model.residual]  # 1x1 convs as linear
+        self.output = [(m.masked_weight.flatten(1), m.bias) for m in (model.output_conv, model.head)]
         self.caches = [layer.start_cache(len(images), c.width, self.canvas) for layer in model.layers]
         self.done = 0
 
@@ -234,7 +237,6 @@ class _CachedSampler:
         features = self._columns(i, j, j + 1)  # (B, 1, 2h)
         if k == model.config.channels - 1:
             self._finish(i, j + 1)
-        out = model.head.masked_weight.flatten(1), model.head.bias
-        hidden = F.linear(F.relu(features[:, 0]), model.output_conv.masked_weight.flatten(1), model.output_conv.bias)
-        logits = F.linear(F.relu(hidden), *out).view(len(features), -1, model.config.channels)[:, :, k]
+        hidden = F.linear(F.relu(features[:, 0]), *self.output[0])
+        logits = F.linear(F.relu(hidden), *self.output[1]).view(len(hidden), -1, model.config.channels)[:, :, k]
         return logits[:, 0] if model.out_per_pixel == 1 else logits  # (B,) or (B, levels)

@@ -27,6 +27,7 @@ Binary images only (levels 2).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -55,6 +56,7 @@ class DRAWConfig:
     attention: bool = True
     read_n: int = 2  # read grid N x N (attention only)
     write_n: int = 5  # write grid N x N (attention only)
+    kl_warmup_steps: int = 0  # > 0: KL weight rises linearly from 0 to 1 over this many training steps
 
 
 class DRAW(ImageGenerator):
@@ -78,9 +80,18 @@ class DRAW(ImageGenerator):
         self.write_head = nn.Linear(h, c.channels * c.write_n ** 2 if c.attention else pixels)
         self.read_attention = nn.Linear(h, 5) if c.attention else None  # (g~X, g~Y, log s2, log d~, log gamma)
         self.write_attention = nn.Linear(h, 5) if c.attention else None
+        if c.attention:
+            # Start with glimpses that see the digit: the read grid spans the centre half of the image
+            # with blurred filters (stride delta~ = 0.5, sigma^2 = e^2), the write filters slightly
+            # blurred (sigma^2 = e). With all-zero biases the 2 x 2 read grid sits on the four
+            # corner pixels, which are blank in MNIST, and the encoder starts blind.
+            with torch.no_grad():
+                self.read_attention.bias.copy_(torch.tensor([0.0, 0.0, 2.0, math.log(0.5), 0.0]))
+                self.write_attention.bias.copy_(torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0]))
         self.canvas0 = nn.Parameter(torch.zeros(c.channels, c.height, c.width))
         self.h_enc0 = nn.Parameter(torch.zeros(h))
         self.h_dec0 = nn.Parameter(torch.zeros(h))
+        self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))  # for the KL warm-up
 
     # -- read and write (eq. 17-18 without attention, 27-29 with) -------------------------------
     def _filters(self, layer: nn.Linear, h_dec: torch.Tensor, n: int):
@@ -139,15 +150,29 @@ class DRAW(ImageGenerator):
         """L^x = -log D(x | c_T), (B,) (eq. 9)."""
         return F.binary_cross_entropy_with_logits(canvas, images.float(), reduction="none").flatten(1).sum(1)
 
+    def kl_weight(self) -> float:
+        """KL factor of the current training step: rises from 0 to 1 over ``kl_warmup_steps`` (an
+        autoencoder first, so the decoder learns to use z before the prior pulls q towards it; without
+        it the model can sit for thousands of steps at the mean-image plateau, KL ~ 0, ~206 nats).
+        Always 1 outside training, so validation scores the true ELBO."""
+        warmup = self.config.kl_warmup_steps
+        if warmup <= 0 or not self.training:
+            return 1.0
+        return min(1.0, int(self.train_steps) / warmup)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images = batch["image"].to(self.device)
+        beta = self.kl_weight()
+        if self.training and torch.is_grad_enabled():
+            self.train_steps += 1
         out = self._infer(images)
         recon, kl = self._recon_nats(out["canvas"], images), out["kl"]
         return {
-            "loss": (recon + kl).mean() / self.num_dims,
+            "loss": (recon + beta * kl).mean() / self.num_dims,
             "elbo_nats": -(recon + kl).mean().detach(),
             "recon_nats": recon.mean().detach(),
             "kl_nats": kl.mean().detach(),
+            "kl_weight": torch.tensor(beta),
         }
 
     # -- likelihood ------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ class SeqAutoencoderConfig:
 class SeqAutoencoder(ImageGenerator):
     name = "seq-autoencoder"
     config_class = SeqAutoencoderConfig
+    has_likelihood = False  # `pixloom eval` reports the reconstruction figures of `loss` instead
     summary = "RNN encoder reads rows into a latent vector, RNN decoder writes them back (Srivastava et al. 2015)"
 
     def __init__(self, config: SeqAutoencoderConfig):
