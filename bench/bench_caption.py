@@ -100,7 +100,9 @@ def torch_resize(image, size: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("run")
+    parser.add_argument("run", help="the training run (for its command, time and curves)")
+    parser.add_argument("--model", help="model to evaluate and time, e.g. the shipped flickr8k-captioner "
+                                        "(default: the run itself)")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/flickr8k"))
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--threads", type=int, default=2)
@@ -114,7 +116,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench/results/caption.json"))
     args = parser.parse_args()
     run = Path(args.run)
-    entry = {"run": str(run), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    from pixloom.models.base import resolve_model_dir
+
+    model_dir = resolve_model_dir(args.model or args.run)
+    entry = {"run": str(run), "model": str(args.model or run),
+             "model_bytes": sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file()), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "platform": platform.platform(), "cpu_count": os.cpu_count(), "training": train_summary(run)}
     if args.cache_dir:
         entry["feature_cache"] = [
@@ -122,7 +128,7 @@ def main() -> None:
             for meta in (json.loads(p.read_text()) for p in sorted(Path(args.cache_dir).glob("*.json")))]
     if args.eval:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        command = [sys.executable, "-m", "pixloom.cli", "eval", str(run), "--data", "flickr8k", "--data-dir",
+        command = [sys.executable, "-m", "pixloom.cli", "eval", str(args.model or run), "--data", "flickr8k", "--data-dir",
                    args.data_dir, "--split", "dev", "--beam", str(args.beam), "--quiet"]
         if args.cache_dir:
             command += ["--cache-dir", args.cache_dir]
@@ -130,9 +136,9 @@ def main() -> None:
         entry["dev_metrics"] = json.loads(result.stdout)
         entry["eval_command"] = " ".join(["pixloom"] + command[3:])
     if args.examples:
-        entry["docs_examples"] = examples(str(run), args.data_dir, args.examples, args.beam, Path(args.image_dir),
+        entry["docs_examples"] = examples(str(args.model or run), args.data_dir, args.examples, args.beam, Path(args.image_dir),
                                           args.attention_index)
-    entry["throughput"] = throughput(str(run), args.data_dir, args.images, args.beam, args.batch, args.threads)
+    entry["throughput"] = throughput(str(args.model or run), args.data_dir, args.images, args.beam, args.batch, args.threads)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.setdefault("benchmark", "Flickr8k captioning: dev COCO metrics (pycocoevalcap), CPU training time, "

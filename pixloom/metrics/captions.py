@@ -20,7 +20,8 @@ from pixloom.models.captioning.encoders import CAPTION_EXTRA
 METRIC_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider")
 
 
-def _require_pycocoevalcap():
+def require_caption_metrics() -> None:
+    """One-line errors when pycocoevalcap or Java is missing."""
     try:
         import pycocoevalcap  # noqa: F401
     except ImportError:
@@ -44,7 +45,7 @@ def score_captions(references: dict[str, list[str]], candidates: dict[str, str],
 
     Returns ``{"bleu1", ..., "bleu4", "meteor", "rouge_l", "cider"[, "spice"], "n_images", "notes"}``.
     """
-    _require_pycocoevalcap()
+    require_caption_metrics()
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor

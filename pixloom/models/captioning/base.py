@@ -272,11 +272,9 @@ def train_captioner(model_cls, args) -> int:
 def evaluate_captioner(model: Captioner, args) -> dict:
     """``pixloom eval RUN --data flickr8k --data-dir DIR --split dev|test``: COCO caption metrics."""
     from pixloom.data.flickr8k import load_caption_dataset
-    from pixloom.metrics.captions import METRIC_KEYS, score_captions
+    from pixloom.metrics.captions import METRIC_KEYS, require_caption_metrics, score_captions
 
-    from pixloom.metrics.captions import _require_pycocoevalcap
-
-    _require_pycocoevalcap()  # fail before the slow part
+    require_caption_metrics()  # fail before the slow part
     split = {"valid": "dev"}.get(args.split, args.split)
     data = load_caption_dataset(args.data, split, args.data_dir,
                                 synthetic_size=model.config.small_cnn_image_size).subset(args.limit)
@@ -361,7 +359,7 @@ def caption_from_cli(args) -> int:
         raise PixloomError("--beam must be at least 1")
     captions, decoded, images = caption_files(model, args.images, beam=args.beam, max_len=args.max_len,
                                               length_penalty=args.length_penalty, allow_unk=args.allow_unk)
-    for k, (path, text) in enumerate(zip(args.images, captions)):
+    for path, text in zip(args.images, captions):
         print(text if len(args.images) == 1 else f"{path}\t{text}")
     if args.attention_map:
         target = Path(args.attention_map)

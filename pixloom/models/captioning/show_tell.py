@@ -84,7 +84,7 @@ class ShowTell(Captioner):
 
     def _scheduled(self, inputs: torch.Tensor, state) -> torch.Tensor:
         p = self.config.scheduled_sampling
-        word = inputs[:, 0]
+        word = sampled = inputs[:, 0]
         outputs = []
         for t in range(inputs.shape[1]):
             if t > 0:
