@@ -76,29 +76,12 @@ def _generator(seed: int | None, device) -> torch.Generator | None:
 
 def read_image_file(path: str, model) -> torch.Tensor:
     """An image file -> uint8 levels (1, C, H, W) for ``model``; one-line errors for bad files."""
-    from PIL import Image, UnidentifiedImageError
+    from pixloom.data.images import read_rgb
 
-    file = Path(path)
-    if not file.is_file():
-        raise PixloomError(f"image not found: {path}")
-    try:
-        with Image.open(file) as picture:
-            picture.load()
-            mode = picture.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = torch.from_numpy(__import__("numpy").asarray(picture, dtype="float32"))
-                array = (array / (65535.0 if array.max() > 255 else 255.0) * 255.0)
-                data = array.round().clamp(0, 255).to(torch.uint8)[None]
-            elif mode in ("L", "1", "P", "LA") and model.config.channels == 1:
-                data = torch.from_numpy(__import__("numpy").asarray(picture.convert("L")).copy())[None]
-            else:
-                rgb = torch.from_numpy(__import__("numpy").asarray(picture.convert("RGB")).copy()).permute(2, 0, 1)
-                if model.config.channels == 1 and bool((rgb == rgb[:1]).all()):
-                    rgb = rgb[:1]  # a grey picture stored as RGB
-                data = rgb
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise PixloomError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else 'corrupt file'}") from None
-    images = data.unsqueeze(0).contiguous()
+    rgb = torch.from_numpy(read_rgb(path)).permute(2, 0, 1)  # (3, H, W)
+    if model.config.channels == 1 and bool((rgb == rgb[:1]).all()):
+        rgb = rgb[:1]  # a grey picture (stored as grey or as RGB)
+    images = rgb.unsqueeze(0).contiguous()
     if tuple(images.shape[1:]) != model.image_shape:
         model.check_images(images)  # raises the size / channel message
     levels = model.config.levels

@@ -79,6 +79,20 @@ class ImageGenerator(PixloomModel):
             raise PixloomError(f"pixel values must lie in [0, {self.config.levels - 1}]")
         return images.to(self.device)
 
+    def known_pixels(self, images: torch.Tensor, known_rows: int | None, mask) -> torch.Tensor:
+        """The boolean (B, C, H, W) mask of kept pixels for ``complete``: the top ``known_rows`` rows, or
+        ``mask`` of shape (C, H, W) or (B, C, H, W). Exactly one of the two must be given."""
+        if (known_rows is None) == (mask is None):
+            raise PixloomError("give exactly one of known_rows or mask")
+        if mask is None:
+            mask = known_rows_mask(self.image_shape, known_rows)
+        mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
+        if mask.dim() == 3:
+            mask = mask.unsqueeze(0)
+        if mask.dim() != 4 or tuple(mask.shape[1:]) != self.image_shape or mask.shape[0] not in (1, len(images)):
+            raise PixloomError(f"mask must have shape {self.image_shape}, got {tuple(mask.shape)}")
+        return mask.expand_as(images)
+
     def check_label(self, label, n: int) -> torch.Tensor | None:
         """Class labels for ``n`` images: None for unconditional models, random if not given."""
         classes = self.config.num_classes

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pixloom.errors import PixloomError
-from pixloom.models.image_model import ImageGenerator, known_rows_mask
+from pixloom.models.image_model import ImageGenerator
 from pixloom.nn.fused import make_fused_rnn
 from pixloom.nn.pixel_output import logits_per_pixel, pixel_log_prob, sample_pixels, to_unit_interval
 
@@ -96,16 +95,7 @@ class PixelLSTM(ImageGenerator):
         """Keep the known pixels (top ``known_rows`` rows, or where ``mask`` is True) and sample
         the others in raster order, each conditioned on every pixel before it."""
         images = self.check_images(images)
-        if (known_rows is None) == (mask is None):
-            raise PixloomError("give exactly one of known_rows or mask")
-        if mask is None:
-            mask = known_rows_mask(self.image_shape, known_rows)
-        mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
-        if mask.dim() == 3:
-            mask = mask.unsqueeze(0)
-        if tuple(mask.shape[1:]) != self.image_shape or mask.shape[0] not in (1, images.shape[0]):
-            raise PixloomError(f"mask must have shape {self.image_shape}, got {tuple(mask.shape)}")
-        return self._generate(images, mask.expand_as(images), temperature, label, generator)
+        return self._generate(images, self.known_pixels(images, known_rows, mask), temperature, label, generator)
 
     def _generate(self, images, known, temperature, label, generator):
         c = self.config

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixloom.errors import PixloomError
-from pixloom.models.image_model import ImageGenerator, known_rows_mask
+from pixloom.models.image_model import ImageGenerator
 from pixloom.nn.masked_conv import MaskedConv2d
 from pixloom.nn.pixel_output import logits_per_pixel, pixel_log_prob, sample_pixels, to_unit_interval
 from pixloom.nn.spatial_lstm import DiagonalBiLSTMLayer, RowLSTMLayer
@@ -131,16 +131,8 @@ class PixelRNN(ImageGenerator):
         """Keep the known pixels (top ``known_rows`` rows, or where ``mask`` (C, H, W) or (B, C, H, W)
         is True) and sample the others in raster order, each given every pixel before it."""
         images = self.check_images(images)
-        if (known_rows is None) == (mask is None):
-            raise PixloomError("give exactly one of known_rows or mask")
-        if mask is None:
-            mask = known_rows_mask(self.image_shape, known_rows)
-        mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
-        if mask.dim() == 3:
-            mask = mask.unsqueeze(0)
-        if mask.dim() != 4 or tuple(mask.shape[1:]) != self.image_shape or mask.shape[0] not in (1, len(images)):
-            raise PixloomError(f"mask must have shape {self.image_shape}, got {tuple(mask.shape)}")
-        return self._generate(images, mask.expand_as(images), temperature, label, generator, _CachedSampler)
+        known = self.known_pixels(images, known_rows, mask)
+        return self._generate(images, known, temperature, label, generator, _CachedSampler)
 
     def _blank(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         if n < 1:

@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pixloom.data.captions import PAD_ID, Vocabulary, read_rgb
+from pixloom.data.captions import PAD_ID, Vocabulary
+from pixloom.data.images import read_rgb
 from pixloom.errors import CheckpointError, PixloomError
 from pixloom.models.base import PixloomModel
 from pixloom.models.captioning.decoding import Decoded, beam_search, greedy_decode

@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 
 from pixloom.errors import PixloomError
+from pixloom.models.image_model import ImageGenerator
 from pixloom.nn.pixel_output import to_unit_interval
 
 LOG_2PI = math.log(2 * math.pi)
@@ -73,3 +74,29 @@ def interpolation_weights(steps: int, device) -> torch.Tensor:
     if steps < 2:
         raise PixloomError(f"--steps must be at least 2, got {steps}")
     return torch.linspace(0.0, 1.0, steps, device=device)
+
+
+class ImportanceWeightedGenerator(ImageGenerator):
+    """A latent-variable generator scored by the IWAE bound. Subclasses implement
+    ``_log_weights(images) -> log p(x, z) - log q(z | x)`` for one latent draw per image, (rows,)."""
+
+    default_iw_samples = 100
+    iw_max_rows = 4096
+
+    def _log_weights(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def nll(self, image, label=None, iw_samples: int | None = None, **options):
+        """``nll_nats``: IWAE estimate of -log p(x) with ``iw_samples`` samples (default 100);
+        ``elbo_nats``: the ELBO (mean log weight of the same samples). Both (B,)."""
+        if options:
+            raise PixloomError(f"{self.name} takes only the evaluation option iw_samples (got {', '.join(options)})")
+        self.check_label(label, image.shape[0])
+        images = self.check_images(image)
+        k = self.default_iw_samples if iw_samples is None else int(iw_samples)
+        with torch.no_grad():
+            return importance_weighted_nll(self._log_weights, images, k, self.iw_max_rows)
+
+    def log_prob(self, image, label=None):
+        """IWAE estimate of log p(x) with ``default_iw_samples`` samples, (B,)."""
+        return -self.nll(image, label)["nll_nats"]

@@ -29,16 +29,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pixloom.errors import PixloomError
-from pixloom.models.image_model import ImageGenerator
-from pixloom.models.latent.common import (gaussian_kl, importance_weighted_nll, interpolation_weights,
-                                        require_binary_unconditional, standard_normal_log_ratio)
+from pixloom.models.latent.common import (ImportanceWeightedGenerator, gaussian_kl, interpolation_weights,
+                                          require_binary_unconditional, standard_normal_log_ratio)
 from pixloom.nn import attention
 from pixloom.nn.pixel_output import sample_pixels, to_unit_interval
 
@@ -59,12 +57,10 @@ class DRAWConfig:
     kl_warmup_steps: int = 0  # > 0: KL weight rises linearly from 0 to 1 over this many training steps
 
 
-class DRAW(ImageGenerator):
+class DRAW(ImportanceWeightedGenerator):
     name = "draw"
     config_class = DRAWConfig
     summary = "DRAW: LSTM VAE painting a canvas over T steps with Gaussian attention (Gregor et al. 2015)"
-    default_iw_samples: ClassVar[int] = 100
-    iw_max_rows: ClassVar[int] = 4096
 
     def __init__(self, config: DRAWConfig):
         super().__init__(config)
@@ -179,21 +175,6 @@ class DRAW(ImageGenerator):
     def _log_weights(self, images: torch.Tensor) -> torch.Tensor:
         out = self._infer(images)
         return out["log_ratio"] - self._recon_nats(out["canvas"], images)
-
-    def nll(self, image, label=None, iw_samples: int | None = None, **options):
-        """``nll_nats``: IWAE estimate of -log p(x) with ``iw_samples`` samples of z_1..T (default
-        100); ``elbo_nats``: the ELBO of the same samples. Both (B,)."""
-        if options:
-            raise PixloomError(f"{self.name} takes only the evaluation option iw_samples (got {', '.join(options)})")
-        self.check_label(label, image.shape[0])
-        images = self.check_images(image)
-        k = self.default_iw_samples if iw_samples is None else int(iw_samples)
-        with torch.no_grad():
-            return importance_weighted_nll(self._log_weights, images, k, self.iw_max_rows)
-
-    def log_prob(self, image, label=None):
-        """IWAE estimate of log p(x) with ``default_iw_samples`` samples, (B,)."""
-        return -self.nll(image, label)["nll_nats"]
 
     # -- generation ------------------------------------------------------------------------------
     def _decode_canvases(self, z: torch.Tensor | None, n: int, generator=None) -> torch.Tensor:

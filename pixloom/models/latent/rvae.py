@@ -35,9 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixloom.errors import PixloomError
-from pixloom.models.image_model import ImageGenerator
-from pixloom.models.latent.common import (gaussian_kl, image_rows, importance_weighted_nll,
+from pixloom.models.latent.common import (ImportanceWeightedGenerator, gaussian_kl, image_rows,
                                           interpolation_weights, require_binary_unconditional,
                                           standard_normal_log_ratio)
 from pixloom.nn.fused import make_fused_rnn
@@ -58,7 +56,7 @@ class RecurrentVAEConfig:
     kl_warmup_steps: int = 0  # > 0: KL weight rises linearly from 0 to 1 over this many training steps
 
 
-class RecurrentVAE(ImageGenerator):
+class RecurrentVAE(ImportanceWeightedGenerator):
     name = "recurrent-vae"
     config_class = RecurrentVAEConfig
     summary = "VAE with LSTM encoder/decoder over rows (Kingma & Welling 2014); ELBO training, IWAE likelihood"
@@ -166,21 +164,6 @@ class RecurrentVAE(ImageGenerator):
         logits = self.decoder_logits(z, images)
         log_px = -F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
         return log_px + standard_normal_log_ratio(z, eps, 0.5 * logvar)
-
-    def nll(self, image, label=None, iw_samples: int | None = None, **options):
-        """``nll_nats``: IWAE estimate of -log p(x) with ``iw_samples`` samples (default 100);
-        ``elbo_nats``: the ELBO (mean log weight of the same samples). Both (B,)."""
-        if options:
-            raise PixloomError(f"{self.name} takes only the evaluation option iw_samples (got {', '.join(options)})")
-        self.check_label(label, image.shape[0])
-        images = self.check_images(image)
-        k = self.default_iw_samples if iw_samples is None else int(iw_samples)
-        with torch.no_grad():
-            return importance_weighted_nll(self._log_weights, images, k, self.iw_max_rows)
-
-    def log_prob(self, image, label=None):
-        """IWAE estimate of log p(x) with ``default_iw_samples`` samples, (B,)."""
-        return -self.nll(image, label)["nll_nats"]
 
     # -- what the latent space is for ------------------------------------------------------------
     @torch.no_grad()
