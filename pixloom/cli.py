@@ -29,15 +29,9 @@ def _load_model(run: str, device: str = "cpu"):
 
 
 def _parse_sets(model_cls, pairs: list[str]) -> dict:
-    from pixloom.models.base import coerce_option
+    from pixloom.models.base import parse_set_options
 
-    values = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise PixloomError(f"--set expects key=value, got '{pair}'")
-        key, text = pair.split("=", 1)
-        values[key.strip()] = coerce_option(model_cls.config_class, key.strip(), text.strip())
-    return values
+    return parse_set_options(model_cls.config_class, pairs)
 
 
 def build_image_model_config(model_cls, dataset, overrides: dict, conditional: bool):

@@ -60,6 +60,17 @@ def coerce_option(config_class, key: str, text: str):
         raise PixloomError(f"option '{key}' expects {kind.__name__}, got '{text}'") from None
 
 
+def parse_set_options(config_class, pairs: list[str] | None) -> dict[str, Any]:
+    """``--set key=value`` strings -> typed config overrides (one-line errors for bad ones)."""
+    values = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise PixloomError(f"--set expects key=value, got '{pair}'")
+        key, text = pair.split("=", 1)
+        values[key.strip()] = coerce_option(config_class, key.strip(), text.strip())
+    return values
+
+
 class PixloomModel(nn.Module):
     """Base of every model: a config dataclass, ``loss(batch) -> dict`` and the directory format."""
 

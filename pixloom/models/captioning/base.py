@@ -191,15 +191,9 @@ class Captioner(PixloomModel):
 
 
 def _config_overrides(model_cls, pairs) -> dict:
-    from pixloom.models.base import coerce_option
+    from pixloom.models.base import parse_set_options
 
-    values = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise PixloomError(f"--set expects key=value, got '{pair}'")
-        key, text = pair.split("=", 1)
-        values[key.strip()] = coerce_option(model_cls.config_class, key.strip(), text.strip())
-    return values
+    return parse_set_options(model_cls.config_class, pairs)
 
 
 def train_captioner(model_cls, args) -> int:

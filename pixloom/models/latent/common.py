@@ -86,6 +86,21 @@ class ImportanceWeightedGenerator(ImageGenerator):
     def _log_weights(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def kl_weight(self) -> float:
+        """KL factor of the current training step: rises from 0 to 1 over ``config.kl_warmup_steps``
+        (Bowman et al. 2016), so the decoder learns to use z before the prior pulls q towards it;
+        without it a model can sit at the mean-image plateau (KL ~ 0). Always 1 outside training,
+        so validation scores the true ELBO. Subclasses keep a ``train_steps`` buffer (saved with the
+        weights, so resume keeps the schedule) and call :meth:`count_training_step` in ``loss``."""
+        warmup = self.config.kl_warmup_steps
+        if warmup <= 0 or not self.training:
+            return 1.0
+        return min(1.0, int(self.train_steps) / warmup)
+
+    def count_training_step(self) -> None:
+        if self.training and torch.is_grad_enabled():
+            self.train_steps += 1
+
     def nll(self, image, label=None, iw_samples: int | None = None, **options):
         """``nll_nats``: IWAE estimate of -log p(x) with ``iw_samples`` samples (default 100);
         ``elbo_nats``: the ELBO (mean log weight of the same samples). Both (B,)."""

@@ -146,21 +146,10 @@ class DRAW(ImportanceWeightedGenerator):
         """L^x = -log D(x | c_T), (B,) (eq. 9)."""
         return F.binary_cross_entropy_with_logits(canvas, images.float(), reduction="none").flatten(1).sum(1)
 
-    def kl_weight(self) -> float:
-        """KL factor of the current training step: rises from 0 to 1 over ``kl_warmup_steps`` (an
-        autoencoder first, so the decoder learns to use z before the prior pulls q towards it; without
-        it the model can sit for thousands of steps at the mean-image plateau, KL ~ 0, ~206 nats).
-        Always 1 outside training, so validation scores the true ELBO."""
-        warmup = self.config.kl_warmup_steps
-        if warmup <= 0 or not self.training:
-            return 1.0
-        return min(1.0, int(self.train_steps) / warmup)
-
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images = batch["image"].to(self.device)
         beta = self.kl_weight()
-        if self.training and torch.is_grad_enabled():
-            self.train_steps += 1
+        self.count_training_step()
         out = self._infer(images)
         recon, kl = self._recon_nats(out["canvas"], images), out["kl"]
         return {

@@ -130,18 +130,10 @@ class RecurrentVAE(ImportanceWeightedGenerator):
         return torch.stack(rows, dim=2)
 
     # -- training --------------------------------------------------------------------------------
-    def kl_weight(self) -> float:
-        """The KL factor of the current training step (1 outside training and without warm-up)."""
-        warmup = self.config.kl_warmup_steps
-        if warmup <= 0 or not self.training:
-            return 1.0
-        return min(1.0, int(self.train_steps) / warmup)
-
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images = batch["image"].to(self.device)
         beta = self.kl_weight()
-        if self.training and torch.is_grad_enabled():
-            self.train_steps += 1
+        self.count_training_step()
         mu, logvar = self.posterior_params(images)  # (B, latent) each
         z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # reparameterisation
         logits = self.decoder_logits(z, images)  # (B, C, H, W)
