@@ -167,10 +167,9 @@ def cmd_models(args) -> int:
 
 def cmd_train(args) -> int:
     from pixloom.data import load_dataset
-    from pixloom.io import read_json
     from pixloom.models import get_model_class
     from pixloom.train.allocator import tune_malloc_for_training
-    from pixloom.train.checkpoint import latest_checkpoint
+    from pixloom.train.checkpoint import resumable_run
     from pixloom.train.trainer import Trainer, TrainConfig
 
     tune_malloc_for_training()
@@ -179,21 +178,15 @@ def cmd_train(args) -> int:
     if getattr(model_cls, "is_captioner", False):  # image captioning: pixloom.models.captioning.base
         return model_cls.train_from_cli(args)
     data_name = args.data
+    ckpt = None
     if args.resume:
-        if not (out / "train_config.json").is_file():
-            raise PixloomError(f"--resume: {out} holds no run to continue (no train_config.json)")
-        saved = read_json(out / "train_config.json")
-        if saved.get("model") != args.model:
-            raise PixloomError(f"--resume: {out} holds a '{saved.get('model')}' run, not '{args.model}'")
+        saved, ckpt = resumable_run(out, args.model)
         data_name = data_name or saved.get("data")
     if not data_name:
         raise PixloomError("--data is required (" + DATA_HELP + ")")
     train_data = load_dataset(data_name, "train", data_dir=args.data_dir).subset(args.limit_train)
     valid_data = load_dataset(data_name, "valid", data_dir=args.data_dir).subset(args.limit_valid)
-    if args.resume:
-        ckpt = latest_checkpoint(out)
-        if ckpt is None:
-            raise PixloomError(f"--resume: no checkpoint in {out}")
+    if ckpt is not None:
         model = model_cls.from_pretrained(ckpt)
     else:
         config = build_image_model_config(model_cls, train_data, _parse_sets(model_cls, args.set), args.conditional)

@@ -142,3 +142,20 @@ def load_checkpoint(directory: Path, model, optimizers: dict, schedulers: dict) 
     except (KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {directory} does not fit this run: {str(exc).splitlines()[0]}") from None
     return skeleton["counters"]
+
+
+def resumable_run(run_dir: Path, model_name: str) -> tuple[dict, Path]:
+    """For ``--resume``: the run's saved ``train_config.json`` and its newest checkpoint, after
+    checking that ``run_dir`` holds a run of ``model_name`` (one-line errors otherwise)."""
+    from pixloom.errors import PixloomError
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "train_config.json").is_file():
+        raise PixloomError(f"--resume: {run_dir} holds no run to continue (no train_config.json)")
+    saved = read_json(run_dir / "train_config.json")
+    if saved.get("model") != model_name:
+        raise PixloomError(f"--resume: {run_dir} holds a '{saved.get('model')}' run, not '{model_name}'")
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise PixloomError(f"--resume: no checkpoint in {run_dir}")
+    return saved, ckpt

@@ -200,24 +200,16 @@ def train_captioner(model_cls, args) -> int:
     """``pixloom train show-tell|show-attend-tell --data flickr8k --data-dir DIR ...``."""
     from pixloom.data.captions import CaptionPairs
     from pixloom.data.flickr8k import load_caption_dataset
-    from pixloom.io import read_json
     from pixloom.models.base import config_from_dict
-    from pixloom.train.checkpoint import latest_checkpoint
+    from pixloom.train.checkpoint import resumable_run
     from pixloom.train.trainer import Trainer, TrainConfig
 
     out = Path(args.out)
     data_name = args.data
     overrides = _config_overrides(model_cls, args.set)
     if args.resume:
-        if not (out / "train_config.json").is_file():
-            raise PixloomError(f"--resume: {out} holds no run to continue (no train_config.json)")
-        saved = read_json(out / "train_config.json")
-        if saved.get("model") != model_cls.name:
-            raise PixloomError(f"--resume: {out} holds a '{saved.get('model')}' run, not '{model_cls.name}'")
+        saved, ckpt = resumable_run(out, model_cls.name)
         data_name = data_name or saved.get("data")
-        ckpt = latest_checkpoint(out)
-        if ckpt is None:
-            raise PixloomError(f"--resume: no checkpoint in {out}")
         model = model_cls.from_pretrained(ckpt)
         config = model.config
     else:

@@ -97,6 +97,17 @@ class ImportanceWeightedGenerator(ImageGenerator):
             return 1.0
         return min(1.0, int(self.train_steps) / warmup)
 
+    def elbo_loss(self, recon: torch.Tensor, kl: torch.Tensor, beta: float) -> dict[str, torch.Tensor]:
+        """The training dict from per-image reconstruction and KL nats (B,): the loss to minimise is
+        (recon + beta * KL) per dimension; the logged ELBO always uses the full KL."""
+        return {
+            "loss": (recon + beta * kl).mean() / self.num_dims,
+            "elbo_nats": -(recon + kl).mean().detach(),
+            "recon_nats": recon.mean().detach(),
+            "kl_nats": kl.mean().detach(),
+            "kl_weight": torch.tensor(beta),
+        }
+
     def count_training_step(self) -> None:
         if self.training and torch.is_grad_enabled():
             self.train_steps += 1

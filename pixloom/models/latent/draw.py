@@ -152,13 +152,7 @@ class DRAW(ImportanceWeightedGenerator):
         self.count_training_step()
         out = self._infer(images)
         recon, kl = self._recon_nats(out["canvas"], images), out["kl"]
-        return {
-            "loss": (recon + beta * kl).mean() / self.num_dims,
-            "elbo_nats": -(recon + kl).mean().detach(),
-            "recon_nats": recon.mean().detach(),
-            "kl_nats": kl.mean().detach(),
-            "kl_weight": torch.tensor(beta),
-        }
+        return self.elbo_loss(recon, kl, beta)
 
     # -- likelihood ------------------------------------------------------------------------------
     def _log_weights(self, images: torch.Tensor) -> torch.Tensor:

@@ -139,13 +139,7 @@ class RecurrentVAE(ImportanceWeightedGenerator):
         logits = self.decoder_logits(z, images)  # (B, C, H, W)
         recon = F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
         kl = gaussian_kl(mu, logvar)  # (B,)
-        return {
-            "loss": (recon + beta * kl).mean() / self.num_dims,
-            "elbo_nats": -(recon + kl).mean().detach(),
-            "recon_nats": recon.mean().detach(),
-            "kl_nats": kl.mean().detach(),
-            "kl_weight": torch.tensor(beta),
-        }
+        return self.elbo_loss(recon, kl, beta)
 
     # -- likelihood ------------------------------------------------------------------------------
     def _log_weights(self, images: torch.Tensor) -> torch.Tensor:
