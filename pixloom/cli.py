@@ -195,7 +195,7 @@ def cmd_train(args) -> int:
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip,
         max_minutes=args.max_minutes, max_steps=args.max_steps, seed=args.seed, device=args.device, progress=not args.quiet,
-        warmup_steps=args.warmup_steps,
+        warmup_steps=args.warmup_steps, weight_decay=getattr(args, "weight_decay", 0.0),
     )
     info = {"model": args.model, "data": data_name, "command": " ".join(["pixloom"] + sys.argv[1:]),
             "n_parameters": model.num_parameters()}
@@ -205,7 +205,7 @@ def cmd_train(args) -> int:
     summary = trainer.fit(resume=args.resume)
     state = "stopped at the time budget" if summary["stopped_early"] else "finished"
     print(f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
-          f"best valid loss {summary['best_valid']}; run directory: {out}")
+          f"{trainer.describe_best()}; run directory: {out}")
     if hasattr(model_cls, "after_training") and (out / "config.json").is_file():
         # Post-training step of the model kept in the run directory (e.g. a latent density fit).
         best = model_cls.from_pretrained(out, map_location=trainer.device)
@@ -331,6 +331,24 @@ def cmd_caption(args) -> int:
     return caption_from_cli(args)
 
 
+def cmd_ensemble(args) -> int:
+    from pixloom.models.base import load_pretrained
+    from pixloom.models.captioning.base import Captioner
+    from pixloom.models.captioning.ensemble import CaptionEnsemble
+
+    members = [load_pretrained(run) for run in args.runs]
+    for run, model in zip(args.runs, members):
+        if not isinstance(model, Captioner) or isinstance(model, CaptionEnsemble):
+            raise PixloomError(f"'{run}' is a {model.name} model; only trained captioners can be joined")
+    ensemble = CaptionEnsemble.from_members(members)
+    out = Path(args.out)
+    if (out / "config.json").exists() and not args.force:
+        raise PixloomError(f"{out} already holds a model; pass --force to replace it")
+    ensemble.save_pretrained(out, dtype=torch.float16 if args.float16 else None)
+    print(f"wrote an ensemble of {len(members)} captioners ({ensemble.num_parameters():,} parameters) to {out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from pixloom.demo import run_demo
     from pixloom.train.allocator import tune_malloc_for_training
@@ -363,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (AdamW); 0 = plain Adam")
     p.add_argument("--conditional", action="store_true", help="condition on class labels")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model option, e.g. --set hidden_size=256")
     p.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
@@ -438,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-unk", action="store_true", help="let captions contain <unk>")
     p.add_argument("--attention-map", help="PNG of the attention per word over the image (show-attend-tell)")
     p.add_argument("--device", default="cpu")
+
+    p = add("ensemble", cmd_ensemble, "join trained captioners into one model that averages their word probabilities")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories of captioners sharing vocabulary and encoder")
+    p.add_argument("--out", required=True, help="directory of the ensemble (use it like any run with caption/eval)")
+    p.add_argument("--float16", action="store_true", help="store the weights in float16 (half the size)")
+    p.add_argument("--force", action="store_true", help="replace a model already in --out")
 
     p = add("demo", cmd_demo, "train a small model on the embedded MNIST sample and draw pictures (no download)")
     p.add_argument("--out", default="pixloom-demo")

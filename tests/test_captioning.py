@@ -306,3 +306,70 @@ def test_eval_cli_coco_metrics(synthetic_run, capsys):
     for key in ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider"):
         assert 0.0 <= result[key] <= 10.0
     assert result["n_images"] == 12 and result["bleu1"] > 0.5
+
+
+def test_label_smoothing_changes_the_training_loss_only():
+    data = synthetic_captions(6, 16)
+    vocab = Vocabulary.build(data.all_tokens(), 1)
+    pairs = CaptionPairs(data, vocab, tiny_features(6, locations=4))
+    batch = pairs.get_batch(torch.arange(6))
+    for smoothing in (0.0, 0.2):
+        for model in (ShowTell(ShowTellConfig(vocab_size=len(vocab), embed_size=8, hidden_size=8, dropout=0.0,
+                                              label_smoothing=smoothing)),
+                      tiny_sat(len(vocab), dropout=0.0, alpha_c=0.0, label_smoothing=smoothing)):
+            model.train()
+            out = model.loss(batch)
+            if smoothing:
+                assert float(out["loss"].detach()) > float(out["nll"]) + 1e-3  # smoothing adds the cross-entropy to uniform
+            else:
+                assert torch.allclose(out["loss"], out["nll"])
+            model.eval()
+            out = model.loss(batch)
+            assert torch.allclose(out["loss"], out["nll"])  # validation reports the plain likelihood
+
+
+def test_training_picks_the_epoch_with_the_best_dev_bleu(synthetic_run):
+    import csv
+
+    with (synthetic_run / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    bleu = [float(r["valid_bleu4"]) for r in rows]
+    assert len(bleu) == 4 and all(0.0 <= b <= 1.0 for b in bleu) and max(bleu) > 0.5
+    # the saved model is the best-BLEU epoch's: its dev captions score that BLEU again
+    model = ShowAttendTell.from_pretrained(synthetic_run)
+    dev = load_caption_dataset("synthetic", "dev", None, synthetic_size=model.config.small_cnn_image_size)
+    pairs = CaptionPairs(dev, model.vocab, model.data_sources(dev, progress=False))
+    assert model.validation_scores(pairs)["bleu4"] == pytest.approx(max(bleu), abs=1e-6)
+
+
+def test_ensemble_averages_member_probabilities_and_saves(tmp_path, synthetic_run, capsys):
+    from pixloom.models.captioning.ensemble import CaptionEnsemble
+    from pixloom.models.base import load_pretrained
+
+    first, second = tiny_sat(), tiny_sat()
+    torch.manual_seed(1)
+    for p in second.parameters():
+        p.data.add_(0.3 * torch.randn_like(p))
+    feats = tiny_features(3)
+    # two copies of one model decode exactly as that model
+    twin = CaptionEnsemble.from_members([first, tiny_sat()])
+    assert twin.decode(features=feats, beam=3, max_len=6).tokens == first.decode(features=feats, beam=3, max_len=6).tokens
+    # one step of a mixed ensemble = log of the mean of the members' probabilities
+    ensemble = CaptionEnsemble.from_members([first, second])
+    tokens = torch.full((3,), START_ID)
+    mixed, _, att = ensemble.decode_step(tokens, ensemble.init_decoder(feats))
+    expected = (first.decode_step(tokens, first.init_decoder(feats))[0].exp()
+                + second.decode_step(tokens, second.init_decoder(feats))[0].exp()) / 2
+    assert torch.allclose(mixed.exp(), expected, atol=1e-6) and torch.allclose(att.sum(-1), torch.ones(3))
+    # saved with `pixloom ensemble`, loaded as any model
+    first.save_pretrained(tmp_path / "a")
+    second.save_pretrained(tmp_path / "b")
+    assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ens"), "--float16"]) == 0
+    loaded = load_pretrained(tmp_path / "ens")
+    assert isinstance(loaded, CaptionEnsemble) and len(loaded.members) == 2
+    assert loaded.caption(features=feats, beam=2, max_len=6) == ensemble.half().float().caption(features=feats, beam=2,
+                                                                                                   max_len=6)
+    capsys.readouterr()
+    assert main(["ensemble", str(tmp_path / "a"), str(synthetic_run), "--out", str(tmp_path / "bad")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ens")]) == 2

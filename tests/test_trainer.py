@@ -126,3 +126,41 @@ def test_time_budget_stops_and_keeps_a_usable_model(tmp_path):
     model = RowLSTM.from_pretrained(tmp_path / "run")
     with torch.no_grad():
         assert math.isfinite(float(model.log_prob(data.images[:2]).sum()))
+
+
+class _ScoredRowLSTM(RowLSTM):
+    """A model that reports a higher-is-better validation figure; remembers its weights per epoch."""
+
+    selection = ("score", "max")
+    scripted = [0.1, 0.5, 0.2]
+
+    def validation_scores(self, valid_data):
+        self.snapshots = getattr(self, "snapshots", [])
+        self.snapshots.append({k: v.clone() for k, v in self.state_dict().items()})
+        return {"score": self.scripted[len(self.snapshots) - 1]}
+
+
+def test_model_chosen_on_the_models_own_validation_figure(tmp_path):
+    data = tiny_binary_dataset(n=64)
+    valid = tiny_binary_dataset(n=16, seed=1)
+    torch.manual_seed(0)
+    model = _ScoredRowLSTM(RowLSTMConfig(height=6, width=6, levels=2, hidden_size=16, num_layers=1, dropout=0.0))
+    trainer = Trainer(model, data, valid, _config(epochs=3), tmp_path / "run")
+    trainer.fit()
+    assert len(model.snapshots) == 3
+    saved = RowLSTM.from_pretrained(tmp_path / "run").state_dict()
+    best = model.snapshots[1]  # epoch 2 scored highest, though the loss kept falling after it
+    assert all(torch.equal(saved[k], best[k]) for k in best)
+    assert any(not torch.equal(best[k], model.snapshots[2][k]) for k in best)
+    assert trainer.describe_best() == "best valid score 0.5000"
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        assert [float(r["valid_score"]) for r in csv.DictReader(handle)] == [0.1, 0.5, 0.2]
+
+
+def test_weight_decay_uses_decoupled_adamw(tmp_path):
+    data = tiny_binary_dataset(n=32)
+    plain = Trainer(_model(), data, data, _config(), tmp_path / "a")
+    decayed = Trainer(_model(), data, data, _config(weight_decay=0.1), tmp_path / "b")
+    assert type(plain.optimizers["model"]) is torch.optim.Adam
+    assert isinstance(decayed.optimizers["model"], torch.optim.AdamW)
+    assert decayed.optimizers["model"].param_groups[0]["weight_decay"] == 0.1

@@ -6,6 +6,7 @@ from pixloom.errors import PixloomError
 from pixloom.models.autoregressive.pixel_lstm import PixelLSTM
 from pixloom.models.autoregressive.pixel_rnn import PixelRNN
 from pixloom.models.autoregressive.row_lstm import RowLSTM
+from pixloom.models.captioning.ensemble import CaptionEnsemble
 from pixloom.models.captioning.show_attend_tell import ShowAttendTell
 from pixloom.models.captioning.show_tell import ShowTell
 from pixloom.models.latent.draw import DRAW
@@ -18,6 +19,7 @@ MODELS = {
     PixelRNN.name: PixelRNN,
     ShowTell.name: ShowTell,
     ShowAttendTell.name: ShowAttendTell,
+    CaptionEnsemble.name: CaptionEnsemble,
     SeqAutoencoder.name: SeqAutoencoder,
     RecurrentVAE.name: RecurrentVAE,
     DRAW.name: DRAW,

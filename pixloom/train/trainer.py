@@ -88,7 +88,9 @@ class Trainer:
     # -- the parts a special model may override ----------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return {"model": torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)}
+        if self.config.weight_decay:  # decoupled weight decay (Loshchilov and Hutter 2019)
+            return {"model": torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)}
+        return {"model": torch.optim.Adam(params, lr=self.config.lr)}
 
     def make_scheduler(self, optimizer):
         warmup, total, floor = self.config.warmup_steps, max(1, self.total_steps), self.config.min_lr_ratio
@@ -131,7 +133,37 @@ class Trainer:
         """Mean of the model's loss figures on the validation set. Runs under a forked RNG so
         that validating never changes the random stream training sees."""
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            return self._validate()
+            figures = self._validate()
+            scores = getattr(self.model, "validation_scores", None)
+            if scores is not None:
+                figures.update(scores(self.valid_data))
+            return figures
+
+    def selection(self, valid: dict[str, float]) -> tuple[str, float]:
+        """The figure that picks the run's best model, as (name, value to minimise): the model's
+        ``selection = (name, "min" | "max")`` when it reported that figure, else the validation loss."""
+        name, direction = getattr(self.model, "selection", ("loss", "min"))
+        if name not in valid:
+            name, direction = "loss", "min"
+        return name, (-valid[name] if direction == "max" else valid[name])
+
+    def describe_best(self) -> str:
+        """'best valid loss 0.1234' or 'best valid bleu4 0.2101' for the end-of-training line."""
+        name, direction = getattr(self.model, "selection", ("loss", "min"))
+        best = self.counters["best_valid"]
+        if best is None:
+            return "no validation yet"
+        if direction == "max" and best <= 0:
+            return f"best valid {name} {-best:.4f}"
+        return f"best valid loss {best:.4f}"
+
+    def _improves(self, valid: dict[str, float]) -> bool:
+        _, value = self.selection(valid)
+        best = self.counters["best_valid"]
+        if best is None or value < best:
+            self.counters["best_valid"] = value
+            return True
+        return False
 
     def _validate(self) -> dict[str, float]:
         self.model.eval()
@@ -275,9 +307,7 @@ class Trainer:
         row.update({f"valid_{k}": v for k, v in valid.items()})
         self._append_csv("metrics.csv", row)
         self._log_scalars("valid", valid, step)
-        best = self.counters["best_valid"]
-        if best is None or valid["loss"] < best:
-            self.counters["best_valid"] = valid["loss"]
+        if self._improves(valid):
             self.model.save_pretrained(self.run_dir)  # the run directory itself is the best model
         self._save()
         tqdm.write(f"epoch {epoch + 1}: valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
@@ -290,9 +320,7 @@ class Trainer:
                "seconds": round(self.counters["train_seconds"], 2)}
         row.update({f"valid_{k}": v for k, v in valid.items()})
         self._append_csv("metrics.csv", row)
-        best = self.counters["best_valid"]
-        if best is None or valid["loss"] < best:
-            self.counters["best_valid"] = valid["loss"]
+        if self._improves(valid):
             self.model.save_pretrained(self.run_dir)
             self._save()  # so a resumed run knows this best value
         tqdm.write(f"time budget reached at step {self.counters['global_step']}: valid "

@@ -47,11 +47,20 @@ class CaptionerConfig:
     min_count: int = 5  # words seen fewer times in the training captions become <unk>
     max_words: int = 22  # longer training captions are left out
     scheduled_sampling: float = 0.0  # probability of feeding the model's own sampled word (Bengio et al. 2015)
+    label_smoothing: float = 0.0  # training targets put this much mass on the other words (Szegedy et al. 2016)
+    select_beam: int = 3  # beam of the dev-set captions whose BLEU-4 picks the best epoch (0 = pick on loss)
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean negative log-likelihood per word (targets == <pad> ignored)."""
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=PAD_ID)
+def word_losses(model, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{"loss", "nll"}`` per word: the training loss uses the config's label smoothing (in training
+    mode only), ``nll`` is always the plain negative log-likelihood."""
+    logits, targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    nll = nn.functional.cross_entropy(logits, targets, ignore_index=PAD_ID)
+    smoothing = model.config.label_smoothing if model.training else 0.0
+    if not smoothing:
+        return {"loss": nll, "nll": nll.detach()}
+    loss = nn.functional.cross_entropy(logits, targets, ignore_index=PAD_ID, label_smoothing=smoothing)
+    return {"loss": loss, "nll": nll.detach()}
 
 
 class Captioner(PixloomModel):
@@ -59,6 +68,7 @@ class Captioner(PixloomModel):
 
     is_captioner: ClassVar[bool] = True
     has_attention: ClassVar[bool] = False
+    selection: ClassVar[tuple[str, str]] = ("bleu4", "max")  # the Trainer keeps the epoch with the best dev BLEU-4
 
     def __init__(self, config):
         super().__init__(config)
@@ -181,6 +191,25 @@ class Captioner(PixloomModel):
                 out += self.caption(features=part, beam=beam, max_len=max_len, length_penalty=length_penalty)
         return out
 
+    @torch.no_grad()
+    def validation_scores(self, pairs) -> dict[str, float]:
+        """Corpus BLEU-4 of beam-search captions of the validation images (the Trainer calls this
+        after each epoch and keeps the epoch that scores best). Uses pycocoevalcap's BLEU on the
+        dataset's own tokens (no Java); empty when ``select_beam`` is 0 or pycocoevalcap is missing."""
+        beam = self.config.select_beam
+        if not beam:
+            return {}
+        try:
+            from pycocoevalcap.bleu.bleu import Bleu
+        except ImportError:
+            return {}
+        data = pairs.data
+        captions = self.caption_dataset(data, pairs.sources, beam=beam, batch_size=100, progress=False)
+        references = {str(i): [" ".join(t) for t in per_image] or ["a"] for i, per_image in enumerate(data.tokens)}
+        candidates = {str(i): [c or "a"] for i, c in enumerate(captions)}
+        bleu, _ = Bleu(4).compute_score(references, candidates, verbose=0)
+        return {"bleu4": float(bleu[3])}
+
     # -- command line ---------------------------------------------------------------------------------
     @classmethod
     def train_from_cli(cls, args) -> int:
@@ -238,8 +267,8 @@ def train_captioner(model_cls, args) -> int:
     valid_data = CaptionPairs(valid_set, model.vocab, valid_sources, model.config.max_words)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip,
-        max_minutes=args.max_minutes, seed=args.seed, device=args.device, progress=progress,
-        warmup_steps=args.warmup_steps,
+        max_minutes=args.max_minutes, max_steps=getattr(args, "max_steps", None), seed=args.seed, device=args.device,
+        progress=progress, warmup_steps=args.warmup_steps, weight_decay=getattr(args, "weight_decay", 0.0),
     )
     info = {"model": model_cls.name, "data": data_name, "command": " ".join(["pixloom"] + sys.argv[1:]),
             "n_parameters": model.num_parameters(), "vocab_size": len(model.vocab),
@@ -252,7 +281,7 @@ def train_captioner(model_cls, args) -> int:
     summary = trainer.fit(resume=args.resume)
     state = "stopped at the time budget" if summary["stopped_early"] else "finished"
     print(f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
-          f"best valid loss {summary['best_valid']}; run directory: {out}")
+          f"{trainer.describe_best()}; run directory: {out}")
     return 0
 
 

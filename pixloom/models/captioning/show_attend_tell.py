@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from pixloom.data.captions import PAD_ID
-from pixloom.models.captioning.base import Captioner, CaptionerConfig
+from pixloom.models.captioning.base import Captioner, CaptionerConfig, word_losses
 
 
 @dataclass
@@ -119,10 +119,9 @@ class ShowAttendTell(Captioner):
             alpha_sum = alpha_sum + nn.functional.pad(alpha, (0, 0, 0, b - active))
             logits_all.append(logits)
             targets_all.append(tokens[:active, t + 1])
-        nll = nn.functional.cross_entropy(torch.cat(logits_all), torch.cat(targets_all))
+        words = word_losses(self, torch.cat(logits_all), torch.cat(targets_all))
         att_reg = ((1.0 - alpha_sum) ** 2).mean()
-        loss = nll + self.config.alpha_c * att_reg
-        return {"loss": loss, "nll": nll.detach(), "att_reg": att_reg.detach()}
+        return {"loss": words["loss"] + self.config.alpha_c * att_reg, "nll": words["nll"], "att_reg": att_reg.detach()}
 
     # -- decoding ---------------------------------------------------------------------------------
     def init_decoder(self, features):

@@ -20,7 +20,7 @@ from torch import nn
 
 from pixloom.data.captions import PAD_ID
 from pixloom.errors import PixloomError
-from pixloom.models.captioning.base import Captioner, CaptionerConfig, cross_entropy
+from pixloom.models.captioning.base import Captioner, CaptionerConfig, word_losses
 
 
 @dataclass
@@ -79,8 +79,7 @@ class ShowTell(Captioner):
             hidden, _ = self.lstm(packed, state)
             hidden, _ = nn.utils.rnn.pad_packed_sequence(hidden, batch_first=True, total_length=inputs.shape[1])
             logits = self.out(self.dropout(hidden))
-        nll = cross_entropy(logits, targets)
-        return {"loss": nll, "nll": nll.detach()}
+        return word_losses(self, logits, targets)
 
     def _scheduled(self, inputs: torch.Tensor, state) -> torch.Tensor:
         p = self.config.scheduled_sampling
