@@ -1,9 +1,9 @@
 """Copy the best model of a run into the package as a shipped model.
 
-    python bench/ship.py runs/mnist-pixelrnn mnist-pixelrnn [--float16] [--notes notes.md]
+    python bench/ship.py runs/mnist-pixelrnn mnist-pixelrnn [--float16 | --int8] [--notes notes.md]
 
 Writes pixloom/pretrained/NAME/{config.json, model.safetensors (+ extra JSON files)} by loading the
-run's model and saving it again (optionally in float16), plus README.md with the training command
+run's model and saving it again (optionally in float16, or int8 matrices with per-row scales), plus README.md with the training command
 from the run's train_config.json, its validation curve, and the notes given (measured figures).
 """
 
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("run")
     parser.add_argument("name")
     parser.add_argument("--float16", action="store_true")
+    parser.add_argument("--int8", action="store_true", help="large matrices int8 with per-row scales, the rest float16")
     parser.add_argument("--notes", help="markdown file with the measured figures")
     args = parser.parse_args()
     run = Path(args.run)
@@ -36,11 +37,17 @@ def main() -> None:
     if target.exists():
         shutil.rmtree(target)
     model = load_pretrained(run)
-    model.save_pretrained(target, dtype=torch.float16 if args.float16 else None)
-    info = json.loads((run / "train_config.json").read_text())
-    lines = [f"# {args.name}", "", f"A `{model.name}` model ({model.num_parameters():,} parameters"
-             f"{', weights stored as float16' if args.float16 else ''}), trained by pixloom's own command:", "",
-             "```", info.get("command", "?"), "```", ""]
+    model.save_pretrained(target, dtype=torch.int8 if args.int8 else torch.float16 if args.float16 else None)
+    stored = (", large matrices stored as int8 with per-row scales, the rest float16" if args.int8
+              else ", weights stored as float16" if args.float16 else "")
+    lines = [f"# {args.name}", ""]
+    config_path = run / "train_config.json"
+    if config_path.exists():  # a trained run; an ensemble's members are described in the notes
+        info = json.loads(config_path.read_text())
+        lines += [f"A `{model.name}` model ({model.num_parameters():,} parameters{stored}), trained by pixloom's "
+                  "own command:", "", "```", info.get("command", "?"), "```", ""]
+    else:
+        lines += [f"A `{model.name}` model ({model.num_parameters():,} parameters{stored}).", ""]
     metrics = run / "metrics.csv"
     if metrics.exists():
         with metrics.open(newline="") as handle:

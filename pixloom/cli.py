@@ -344,7 +344,7 @@ def cmd_ensemble(args) -> int:
     out = Path(args.out)
     if (out / "config.json").exists() and not args.force:
         raise PixloomError(f"{out} already holds a model; pass --force to replace it")
-    ensemble.save_pretrained(out, dtype=torch.float16 if args.float16 else None)
+    ensemble.save_pretrained(out, dtype=torch.int8 if args.int8 else torch.float16 if args.float16 else None)
     print(f"wrote an ensemble of {len(members)} captioners ({ensemble.num_parameters():,} parameters) to {out}")
     return 0
 
@@ -422,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="valid", choices=["train", "valid", "dev", "test"])
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--beam", type=int, default=3, help="captioning: beam size (1 = greedy)")
+    p.add_argument("--length-penalty", type=float, default=0.0, help="captioning: GNMT length penalty alpha (0 = none)")
     p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
     p.add_argument("--captions-out", help="captioning: also write the generated captions to this JSON file")
     p.add_argument("--iw-samples", type=int, default=None, help="importance samples (latent-variable models)")
@@ -462,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories of captioners sharing vocabulary and encoder")
     p.add_argument("--out", required=True, help="directory of the ensemble (use it like any run with caption/eval)")
     p.add_argument("--float16", action="store_true", help="store the weights in float16 (half the size)")
+    p.add_argument("--int8", action="store_true", help="store large matrices as int8 with per-row scales (a quarter)")
     p.add_argument("--force", action="store_true", help="replace a model already in --out")
 
     p = add("demo", cmd_demo, "train a small model on the embedded MNIST sample and draw pictures (no download)")

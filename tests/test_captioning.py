@@ -373,3 +373,32 @@ def test_ensemble_averages_member_probabilities_and_saves(tmp_path, synthetic_ru
     assert main(["ensemble", str(tmp_path / "a"), str(synthetic_run), "--out", str(tmp_path / "bad")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ens")]) == 2
+
+
+def test_int8_storage_roundtrip_and_size(tmp_path, capsys):
+    from pixloom.errors import CheckpointError
+    from pixloom.io import atomic_save_tensors, load_tensors
+    from pixloom.models.base import INT8_SCALE, dequantize_int8, quantize_int8
+
+    model = tiny_sat(vocab_size=200)
+    state = model.state_dict()
+    packed = quantize_int8(state, min_size=256)
+    assert packed["out.weight"].dtype == torch.int8 and ("out.weight" + INT8_SCALE) in packed
+    restored = dequantize_int8(packed)
+    for key, value in state.items():
+        scale = packed.get(key + INT8_SCALE)
+        bound = scale / 2 + 1e-6 if scale is not None else value.abs() * 1e-3 + 1e-6  # int8 rows / float16
+        assert ((restored[key].float() - value).abs() <= bound).all(), key
+    model.save_pretrained(tmp_path / "f32")
+    model.save_pretrained(tmp_path / "q", dtype=torch.int8)
+    size = lambda d: (d / "model.safetensors").stat().st_size  # noqa: E731
+    assert size(tmp_path / "q") < 0.4 * size(tmp_path / "f32")
+    again = ShowAttendTell.from_pretrained(tmp_path / "q")
+    feats = tiny_features(2)
+    assert torch.allclose(again.decode_step(torch.full((2,), START_ID), again.init_decoder(feats))[0],
+                          model.decode_step(torch.full((2,), START_ID), model.init_decoder(feats))[0], atol=0.05)
+    broken = load_tensors(tmp_path / "q" / "model.safetensors")
+    broken["att_score.weight" + INT8_SCALE] = torch.ones(3, 1)  # a scale without its int8 matrix
+    atomic_save_tensors(tmp_path / "q" / "model.safetensors", broken)
+    with pytest.raises(CheckpointError, match="int8 weights"):
+        ShowAttendTell.from_pretrained(tmp_path / "q")

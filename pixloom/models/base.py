@@ -113,7 +113,9 @@ class PixloomModel(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
-        if dtype is not None:
+        if dtype == torch.int8:
+            state = quantize_int8(state)
+        elif dtype is not None:
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         atomic_save_tensors(directory / "model.safetensors", state)
         for filename, obj in self.extra_files().items():
@@ -137,7 +139,7 @@ class PixloomModel(nn.Module):
             raise CheckpointError(f"config in {directory} does not fit {cls.name}: {exc}") from None
         model = cls(config)
         model.load_extra_files(directory)
-        state = load_tensors(directory / "model.safetensors")
+        state = dequantize_int8(load_tensors(directory / "model.safetensors"))
         own = model.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
@@ -153,6 +155,41 @@ class PixloomModel(nn.Module):
                 state[key] = value.to(own[key].dtype)
         model.load_state_dict(state)
         return model.to(map_location).eval()
+
+
+INT8_SCALE = ":int8_row_scale"  # key suffix of the per-row scales of an int8-stored matrix
+
+
+def quantize_int8(state: dict[str, torch.Tensor], min_size: int = 4096) -> dict[str, torch.Tensor]:
+    """Storage format for shipping: each float matrix with at least ``min_size`` values becomes int8
+    with one float32 scale per row (symmetric, w ~ q * scale, |error| <= scale / 2); every other
+    float tensor becomes float16. A quarter of float32's size for the big matrices."""
+    out = {}
+    for key, value in state.items():
+        if value.is_floating_point() and value.dim() == 2 and value.numel() >= min_size:
+            scale = value.abs().amax(1, keepdim=True).clamp(min=1e-12) / 127.0
+            out[key] = (value / scale).round().clamp(-127, 127).to(torch.int8)
+            out[key + INT8_SCALE] = scale.float()
+        elif value.is_floating_point():
+            out[key] = value.half()
+        else:
+            out[key] = value
+    return out
+
+
+def dequantize_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Undo :func:`quantize_int8` (a state without int8 matrices is returned unchanged)."""
+    scales = [k for k in state if k.endswith(INT8_SCALE)]
+    if not scales:
+        return state
+    state = dict(state)
+    for scale_key in scales:
+        key = scale_key[: -len(INT8_SCALE)]
+        scale = state.pop(scale_key)
+        if key not in state or state[key].dtype != torch.int8 or scale.shape != (state[key].shape[0], 1):
+            raise CheckpointError(f"int8 weights of '{key}' do not match their scales")
+        state[key] = state[key].float() * scale
+    return state
 
 
 def resolve_model_dir(dir_or_name: str | Path) -> Path:

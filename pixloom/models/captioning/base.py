@@ -298,15 +298,16 @@ def evaluate_captioner(model: Captioner, args) -> dict:
     beam = getattr(args, "beam", 3) or 3
     started = time.perf_counter()
     sources = model.data_sources(data, getattr(args, "cache_dir", None), progress)
+    length_penalty = getattr(args, "length_penalty", 0.0) or 0.0
     captions = model.caption_dataset(data, sources, beam=beam, batch_size=min(args.batch_size, 100),
-                                     progress=progress)
+                                     length_penalty=length_penalty, progress=progress)
     seconds = time.perf_counter() - started
     scores = score_captions(dict(zip(data.image_ids, data.captions)), dict(zip(data.image_ids, captions)))
     result = {k: round(scores[k], 4) for k in METRIC_KEYS}
     if "spice" in scores:
         result["spice"] = round(scores["spice"], 4)
     result.update({"n_images": scores["n_images"], "model": model.name, "run": str(args.run), "data": args.data,
-                   "split": split, "beam": beam, "caption_seconds": round(seconds, 2)})
+                   "split": split, "beam": beam, "length_penalty": length_penalty, "caption_seconds": round(seconds, 2)})
     if scores["notes"] or data.notes:
         result["notes"] = data.notes + scores["notes"]
     if getattr(args, "captions_out", None):
