@@ -2,6 +2,7 @@
 
     python bench/bench_caption.py runs/caption-sat --data-dir ../shared/data/flickr8k \
         --cache-dir runs/features --threads 2 --eval
+    python bench/bench_caption.py runs/ensemble --members runs/sat-a runs/sat-b --eval ...   # an ensemble
 
 Reads the run's training command and time (``train_config.json``, ``metrics.csv``), optionally runs
 ``pixloom eval RUN --data flickr8k --split dev --beam 3`` (COCO metrics through pycocoevalcap), and
@@ -29,8 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def train_summary(run: Path) -> dict:
     config = json.loads((run / "train_config.json").read_text())
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    best = min(rows, key=lambda r: float(r["valid_loss"]))
-    return {"command": config.get("command"), "train_seconds": float(rows[-1]["seconds"]),
+    if "valid_bleu4" in rows[0]:  # chosen on dev BLEU-4
+        best = max(rows, key=lambda r: float(r["valid_bleu4"]))
+    else:
+        best = min(rows, key=lambda r: float(r["valid_loss"]))
+    return {"best_valid_bleu4": float(best["valid_bleu4"]) if "valid_bleu4" in best else None,
+            "command": config.get("command"), "train_seconds": float(rows[-1]["seconds"]),
             "epochs_done": float(rows[-1]["epoch"]), "steps": int(rows[-1]["step"]),
             "best_valid_loss": float(best["valid_loss"]), "best_epoch": float(best["epoch"]),
             "train_threads": config.get("threads"), "n_parameters": config.get("n_parameters"),
@@ -38,7 +43,7 @@ def train_summary(run: Path) -> dict:
             "batch_size": config["train"]["batch_size"], "lr": config["train"]["lr"]}
 
 
-def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: int) -> dict:
+def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: int, length_penalty: float = 0.0) -> dict:
     import torch
 
     from pixloom.data.flickr8k import load_caption_dataset
@@ -52,15 +57,16 @@ def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: 
     caption_files(model, paths[:2], beam=beam)  # warm-up: builds the encoder
     started = time.perf_counter()
     for start in range(0, len(paths), batch):
-        caption_files(model, paths[start:start + batch], beam=beam)
+        caption_files(model, paths[start:start + batch], beam=beam, length_penalty=length_penalty)
     seconds = time.perf_counter() - started
-    return {"images": len(paths), "beam": beam, "batch_size": batch, "threads": threads,
+    return {"images": len(paths), "beam": beam, "length_penalty": length_penalty, "batch_size": batch, "threads": threads,
             "seconds": round(seconds, 2), "images_per_second": round(len(paths) / seconds, 2),
             "includes": "JPEG read + resize to 224 + EfficientNet-Lite0 + beam search",
             "load_average_1min_at_start": os.getloadavg()[0]}
 
 
-def examples(run: str, data_dir: str, n: int, beam: int, image_dir: Path, attention_index: int) -> dict:
+def examples(run: str, data_dir: str, n: int, beam: int, image_dir: Path, attention_index: int,
+             length_penalty: float = 0.0) -> dict:
     """``n`` dev images (every 100th) with generated and reference captions, small copies of the
     photos and one attention map, for docs/captioning.md."""
     from PIL import Image
@@ -73,7 +79,7 @@ def examples(run: str, data_dir: str, n: int, beam: int, image_dir: Path, attent
     data = load_caption_dataset("flickr8k", "dev", data_dir)
     picks = list(range(0, len(data), max(1, len(data) // n)))[:n]
     paths = [str(data.image_paths[k]) for k in picks]
-    captions, decoded, images = caption_files(model, paths, beam=beam)
+    captions, decoded, images = caption_files(model, paths, beam=beam, length_penalty=length_penalty)
     image_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for j, k in enumerate(picks):
@@ -109,6 +115,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100, help="dev images for the throughput figure")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--beam", type=int, default=3)
+    parser.add_argument("--length-penalty", type=float, default=0.0)
+    parser.add_argument("--members", nargs="+", help="for an ensemble: the training runs of its members")
     parser.add_argument("--eval", action="store_true", help="also run pixloom eval on the dev split")
     parser.add_argument("--examples", type=int, default=0, help="also caption N dev images for the docs")
     parser.add_argument("--attention-index", type=int, default=0, help="which example gets the attention map")
@@ -121,7 +129,8 @@ def main() -> None:
     model_dir = resolve_model_dir(args.model or args.run)
     entry = {"run": str(run), "model": str(args.model or run),
              "model_bytes": sum(p.stat().st_size for p in model_dir.iterdir() if p.is_file()), "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-             "platform": platform.platform(), "cpu_count": os.cpu_count(), "training": train_summary(run)}
+             "platform": platform.platform(), "cpu_count": os.cpu_count(), "training": ([train_summary(Path(m)) for m in args.members] if args.members
+                                                    else train_summary(run))}
     if args.cache_dir:
         entry["feature_cache"] = [
             {k: meta[k] for k in ("encoder", "data", "split", "n_images", "seconds", "threads") if k in meta}
@@ -129,7 +138,8 @@ def main() -> None:
     if args.eval:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         command = [sys.executable, "-m", "pixloom.cli", "eval", str(args.model or run), "--data", "flickr8k", "--data-dir",
-                   args.data_dir, "--split", "dev", "--beam", str(args.beam), "--quiet"]
+                   args.data_dir, "--split", "dev", "--beam", str(args.beam), "--length-penalty",
+                   str(args.length_penalty), "--quiet"]
         if args.cache_dir:
             command += ["--cache-dir", args.cache_dir]
         result = subprocess.run(command, check=True, env=env, capture_output=True, text=True)
@@ -137,8 +147,9 @@ def main() -> None:
         entry["eval_command"] = " ".join(["pixloom"] + command[3:])
     if args.examples:
         entry["docs_examples"] = examples(str(args.model or run), args.data_dir, args.examples, args.beam, Path(args.image_dir),
-                                          args.attention_index)
-    entry["throughput"] = throughput(str(args.model or run), args.data_dir, args.images, args.beam, args.batch, args.threads)
+                                          args.attention_index, args.length_penalty)
+    entry["throughput"] = throughput(str(args.model or run), args.data_dir, args.images, args.beam, args.batch, args.threads,
+                                     args.length_penalty)
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.setdefault("benchmark", "Flickr8k captioning: dev COCO metrics (pycocoevalcap), CPU training time, "
