@@ -87,6 +87,8 @@ BAD_INPUTS = [
     (["sample", "{corrupt}", "--out", "{tmp}/g.png"], "corrupt"),
     (["sample", "{other}", "--out", "{tmp}/g.png"], "do not match pixel-lstm"),
     (["train", "row-lstm", "--data", "sample", "--out", "{run}"], "already holds a run"),
+    (["train", "row-lstm", "--data", "sample", "--weight-decay", "-0.1", "--out", "{tmp}/wd"], "--weight-decay must not be negative"),
+    (["ensemble", "{run}", "{run}", "--out", "{tmp}/ens"], "only trained captioners"),
 ]
 
 

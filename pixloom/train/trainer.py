@@ -77,6 +77,9 @@ class Trainer:
         self.run_info = run_info or {}
         if len(train_data) == 0:
             raise PixloomError("the training set is empty")
+        for name in ("lr", "weight_decay", "grad_clip"):
+            if getattr(config, name) < 0:
+                raise PixloomError(f"--{name.replace('_', '-')} must not be negative, got {getattr(config, name)}")
         self.steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.optimizers = self.make_optimizers()
