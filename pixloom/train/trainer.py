@@ -152,19 +152,19 @@ class Trainer:
 
     def describe_best(self) -> str:
         """'best valid loss 0.1234' or 'best valid bleu4 0.2101' for the end-of-training line."""
-        name, direction = getattr(self.model, "selection", ("loss", "min"))
         best = self.counters["best_valid"]
         if best is None:
             return "no validation yet"
-        if direction == "max" and best <= 0:
-            return f"best valid {name} {-best:.4f}"
-        return f"best valid loss {best:.4f}"
+        name = self.counters.get("best_figure", "loss")
+        maximised = name != "loss" and getattr(self.model, "selection", ("loss", "min")) == (name, "max")
+        return f"best valid {name} {-best if maximised else best:.4f}"
 
     def _improves(self, valid: dict[str, float]) -> bool:
-        _, value = self.selection(valid)
+        name, value = self.selection(valid)
         best = self.counters["best_valid"]
         if best is None or value < best:
             self.counters["best_valid"] = value
+            self.counters["best_figure"] = name
             return True
         return False
 
