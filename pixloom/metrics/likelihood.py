@@ -8,6 +8,14 @@ import torch
 from tqdm.auto import tqdm
 
 
+def _batches(dataset, batch_size: int, progress: bool):
+    """(number of images, batch) over ``dataset`` in order, with a progress bar."""
+    for start in tqdm(range(0, len(dataset), batch_size), desc="eval", unit="batch", disable=not progress,
+                      leave=False):
+        indices = torch.arange(start, min(start + batch_size, len(dataset)))
+        yield len(indices), dataset.get_batch(indices)
+
+
 @torch.no_grad()
 def evaluate_likelihood(model, dataset, batch_size: int = 256, progress: bool = True, **options) -> dict:
     """Average ``model.nll`` over ``dataset``. Returns ``nll_nats``, ``bits_per_dim``, ``n_images``
@@ -15,16 +23,13 @@ def evaluate_likelihood(model, dataset, batch_size: int = 256, progress: bool = 
     model.eval()
     totals: dict[str, float] = {}
     count = 0
-    for start in tqdm(range(0, len(dataset), batch_size), desc="eval", unit="batch", disable=not progress,
-                      leave=False):
-        indices = torch.arange(start, min(start + batch_size, len(dataset)))
-        batch = dataset.get_batch(indices)
+    for n, batch in _batches(dataset, batch_size, progress):
         label = batch.get("label") if model.config.num_classes else None
         figures = model.nll(batch["image"].to(model.device),
                             None if label is None else label.to(model.device), **options)
         for k, v in figures.items():
             totals[k] = totals.get(k, 0.0) + float(v.double().sum())
-        count += len(indices)
+        count += n
     result = {k: v / count for k, v in totals.items()}
     result["bits_per_dim"] = result["nll_nats"] / (model.num_dims * math.log(2.0))
     result["n_images"] = count
@@ -38,11 +43,9 @@ def evaluate_loss_figures(model, dataset, batch_size: int = 256, progress: bool 
     model.eval()
     totals: dict[str, float] = {}
     count = 0
-    for start in tqdm(range(0, len(dataset), batch_size), desc="eval", unit="batch", disable=not progress,
-                      leave=False):
-        indices = torch.arange(start, min(start + batch_size, len(dataset)))
-        batch = {k: v.to(model.device) for k, v in dataset.get_batch(indices).items()}
+    for n, batch in _batches(dataset, batch_size, progress):
+        batch = {k: v.to(model.device) for k, v in batch.items()}
         for k, v in model.loss(batch).items():
-            totals[k] = totals.get(k, 0.0) + float(v) * len(indices)
-        count += len(indices)
+            totals[k] = totals.get(k, 0.0) + float(v) * n
+        count += n
     return {**{k: v / count for k, v in totals.items()}, "n_images": count}
