@@ -417,3 +417,39 @@ def test_shipped_captioner_captions_a_photo(tmp_path, capsys):
     assert main(["caption", "flickr8k-captioner", str(tmp_path / "photo.jpg"), "--beam", "2"]) == 0
     words = capsys.readouterr().out.strip().split()
     assert 1 <= len(words) <= 20 and "<unk>" not in words
+
+
+def test_mirror_augment_swaps_features_and_left_right(tmp_path):
+    data = synthetic_captions(6, 16)
+    vocab = Vocabulary.build(data.all_tokens(), 1)
+    encoder = SmallCNNEncoder(channels=4, image_size=16).eval()
+    plain = cached_features("small-cnn", data, tmp_path, progress=False, encoder=encoder)
+    mirrored = cached_features("small-cnn", data, tmp_path, progress=False, encoder=encoder, mirror=True)
+    with torch.no_grad():
+        expected = encoder(data.pixels(16).flip(-1))[1].half()
+    assert torch.allclose(mirrored["grid"].float(), expected.float(), atol=1e-3)  # features of the flipped images
+    assert not torch.allclose(mirrored["grid"].float(), plain["grid"].float())
+    assert len(list(tmp_path.glob("*-mirror.safetensors"))) == 1  # cached beside the plain features
+    sources = {"grid": plain["grid"], "global": plain["global"],
+               "mirror_grid": mirrored["grid"], "mirror_global": mirrored["global"]}
+    batch = CaptionPairs(data, vocab, sources).get_batch(torch.arange(18))
+    model = tiny_sat(len(vocab), mirror_augment=1.0)
+    model.set_vocab(vocab)
+    assert model.augment(batch) is batch  # eval mode: untouched
+    model.train()
+    out = model.augment(batch)
+    assert set(out) == {"tokens", "grid", "global"} and torch.equal(out["grid"], batch["mirror_grid"])
+    left, right = vocab.stoi["left"], vocab.stoi["right"]
+    for before, after in zip(batch["tokens"].tolist(), out["tokens"].tolist()):
+        assert after == [{left: right, right: left}.get(t, t) for t in before]
+    assert (batch["tokens"] == left).any() and (batch["tokens"] == right).any()
+    model.config.mirror_augment = 0.5  # a per-pair choice: some pairs mirrored, some not
+    torch.manual_seed(0)
+    out = model.augment(batch)
+    same = [torch.equal(a, b) for a, b in zip(out["grid"], batch["grid"])]
+    assert any(same) and not all(same)
+    pixels = {"tokens": batch["tokens"], "image": data.pixels(16)[CaptionPairs(data, vocab, {}).owner[:18]]}
+    model.config.mirror_augment = 1.0
+    assert torch.equal(model.augment(pixels)["image"], pixels["image"].flip(-1))  # a trained encoder sees flipped pixels
+    with pytest.raises(PixloomError, match="mirror_grid"):
+        model.augment({"tokens": batch["tokens"], "grid": batch["grid"]})

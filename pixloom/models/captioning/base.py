@@ -48,6 +48,7 @@ class CaptionerConfig:
     max_words: int = 22  # longer training captions are left out
     scheduled_sampling: float = 0.0  # probability of feeding the model's own sampled word (Bengio et al. 2015)
     label_smoothing: float = 0.0  # training targets put this much mass on the other words (Szegedy et al. 2016)
+    mirror_augment: float = 0.0  # share of training pairs shown as the mirrored image, "left" <-> "right" swapped
     select_beam: int = 3  # beam of the dev-set captions whose BLEU-4 picks the best epoch (0 = pick on loss)
 
 
@@ -123,6 +124,32 @@ class Captioner(PixloomModel):
             g, grid = encoder(images.to(self.device))
         return {"global": g, "grid": grid}
 
+    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Mirror augmentation in training mode: each pair, with probability ``mirror_augment``, uses
+        the left-right mirrored image (pixels flipped, or the cached features of the flipped image,
+        ``mirror_*`` keys) and its caption with "left" and "right" swapped. Identity otherwise."""
+        p = self.config.mirror_augment
+        if not (self.training and p > 0):
+            return batch
+        tokens = batch["tokens"]
+        flip = torch.rand(len(tokens)) < p  # (B,)
+        out = {k: v for k, v in batch.items() if not k.startswith("mirror_")}
+        if "image" in batch:
+            out["image"] = torch.where(flip[:, None, None, None], batch["image"].flip(-1), batch["image"])
+        for key in ("global", "grid"):
+            if key in batch:
+                if f"mirror_{key}" not in batch:
+                    raise PixloomError(f"mirror_augment needs the mirrored images' cached features (mirror_{key})")
+                shape = (-1,) + (1,) * (batch[key].dim() - 1)
+                out[key] = torch.where(flip.view(shape), batch[f"mirror_{key}"], batch[key])
+        swapped = tokens
+        if self.vocab is not None:
+            left, right = self.vocab.stoi.get("left"), self.vocab.stoi.get("right")
+            if left is not None and right is not None:
+                swapped = torch.where(tokens == left, right, torch.where(tokens == right, left, tokens))
+        out["tokens"] = torch.where(flip[:, None], swapped, tokens)
+        return out
+
     def batch_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if "grid" in batch or "global" in batch:
             return {k: batch[k].to(self.device).float() for k in ("global", "grid") if k in batch}
@@ -167,13 +194,21 @@ class Captioner(PixloomModel):
         return [self.vocab.decode(t) for t in decoded.tokens]
 
     # -- data for training and evaluation ------------------------------------------------------------
-    def data_sources(self, data, cache_dir=None, progress: bool = True) -> dict[str, torch.Tensor]:
-        """What batches of ``data`` carry: cached features for a frozen encoder, else pixels."""
+    def data_sources(self, data, cache_dir=None, progress: bool = True,
+                     mirrored: bool = False) -> dict[str, torch.Tensor]:
+        """What batches of ``data`` carry: cached features for a frozen encoder, else pixels.
+        ``mirrored`` adds the features of the left-right mirrored images (``mirror_*`` keys) for
+        :meth:`augment`."""
         if self.trainable_encoder:
             return {"image": data.pixels(self.image_size)}
         features = cached_features(self.config.encoder, data, cache_dir, progress=progress, device=self.device,
                                    encoder=self.image_encoder())
-        return {k: features[k] for k in self.feature_keys}
+        sources = {k: features[k] for k in self.feature_keys}
+        if mirrored:
+            flipped = cached_features(self.config.encoder, data, cache_dir, progress=progress, device=self.device,
+                                      encoder=self.image_encoder(), mirror=True)
+            sources.update({f"mirror_{k}": flipped[k] for k in self.feature_keys})
+        return sources
 
     feature_keys: ClassVar[tuple[str, ...]] = ("global", "grid")
 
@@ -260,7 +295,7 @@ def train_captioner(model_cls, args) -> int:
     progress = not args.quiet
     cache_dir = getattr(args, "cache_dir", None)
     started = time.perf_counter()
-    train_sources = model.data_sources(train_set, cache_dir, progress)
+    train_sources = model.data_sources(train_set, cache_dir, progress, mirrored=model.config.mirror_augment > 0)
     valid_sources = model.data_sources(valid_set, cache_dir, progress)
     feature_seconds = time.perf_counter() - started
     train_data = CaptionPairs(train_set, model.vocab, train_sources, model.config.max_words)

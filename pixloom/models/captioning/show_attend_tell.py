@@ -90,6 +90,7 @@ class ShowAttendTell(Captioner):
 
     # -- training ---------------------------------------------------------------------------------
     def loss(self, batch):
+        batch = self.augment(batch)
         feats = self.batch_features(batch)
         tokens = batch["tokens"].to(self.device)
         steps = (tokens[:, 1:] != PAD_ID).sum(1)  # words + <end> to predict per caption

@@ -66,6 +66,7 @@ class ShowTell(Captioner):
         return h0, c0
 
     def loss(self, batch):
+        batch = self.augment(batch)
         feats = self.batch_features(batch)
         tokens = batch["tokens"].to(self.device)
         inputs, targets = tokens[:, :-1], tokens[:, 1:]
