@@ -176,7 +176,11 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     model_cls = get_model_class(args.model)
     if getattr(model_cls, "is_captioner", False):  # image captioning: pixloom.models.captioning.base
+        if args.init and args.resume:
+            raise PixloomError("--init starts a new run and --resume continues one: give only one of them")
         return model_cls.train_from_cli(args)
+    if args.init:
+        raise PixloomError(f"--init is for captioners; {args.model} starts from scratch or --resume")
     data_name = args.data
     ckpt = None
     if args.resume:
@@ -390,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--init", metavar="RUN", help="captioning: start a new run from the weights of a saved model "
+                   "(e.g. self-critical fine-tuning with --set scst_samples=5)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
 

@@ -438,7 +438,7 @@ def test_mirror_augment_swaps_features_and_left_right(tmp_path):
     assert model.augment(batch) is batch  # eval mode: untouched
     model.train()
     out = model.augment(batch)
-    assert set(out) == {"tokens", "grid", "global"} and torch.equal(out["grid"], batch["mirror_grid"])
+    assert set(out) == {"tokens", "image_index", "grid", "global"} and torch.equal(out["grid"], batch["mirror_grid"])
     left, right = vocab.stoi["left"], vocab.stoi["right"]
     for before, after in zip(batch["tokens"].tolist(), out["tokens"].tolist()):
         assert after == [{left: right, right: left}.get(t, t) for t in before]
@@ -453,3 +453,91 @@ def test_mirror_augment_swaps_features_and_left_right(tmp_path):
     assert torch.equal(model.augment(pixels)["image"], pixels["image"].flip(-1))  # a trained encoder sees flipped pixels
     with pytest.raises(PixloomError, match="mirror_grid"):
         model.augment({"tokens": batch["tokens"], "grid": batch["grid"]})
+
+
+# -- self-critical training ------------------------------------------------------------------------------
+def test_cider_d_reward_matches_pycocoevalcap_on_the_whole_corpus():
+    pytest.importorskip("pycocoevalcap")
+    from pycocoevalcap.cider.cider import Cider
+
+    from pixloom.models.captioning.scst import CiderDReward
+
+    data = synthetic_captions(12, 16)
+    reward = CiderDReward(data.tokens)
+    guesses = [t[0] if i % 3 else ["a", "blue", "square"] for i, t in enumerate(data.tokens)]
+    ours = reward(list(range(12)), guesses)
+    _, official = Cider().compute_score({i: [" ".join(t) for t in refs] for i, refs in enumerate(data.tokens)},
+                                        {i: [" ".join(g)] for i, g in enumerate(guesses)})
+    assert np.allclose(ours, official)  # corpus statistics = the official ones when the batch is the corpus
+    again = reward([5, 5], [data.tokens[5][0], ["a", "dog"]])  # a batch of two keeps the corpus statistics
+    assert np.isclose(again[0], ours[5]) and again[1] < again[0]
+
+
+def test_sample_captions_masks_words_after_end():
+    from pixloom.models.captioning.scst import sample_captions
+
+    model = tiny_sat(dropout=0.0)
+    torch.manual_seed(0)
+    words, log_probs, mask = sample_captions(model, tiny_features(2), samples=3, max_len=6)
+    assert words.shape == log_probs.shape == mask.shape and words.shape[0] == 6 and words.shape[1] <= 6
+    assert log_probs.requires_grad and bool((log_probs[mask] <= 0).all())
+    for row, m in zip(words.tolist(), mask.tolist()):
+        n = sum(m)
+        assert m == [True] * n + [False] * (len(m) - n)  # every word up to and including <end>
+        assert all(w == PAD_ID for w in row[n:]) and UNK_ID not in row[:n] and START_ID not in row
+        assert END_ID not in row[:n - 1] and (row[n - 1] == END_ID or n == len(row))
+        assert row[0] != END_ID
+
+
+def test_self_critical_loss_raises_the_rewarded_word():
+    data = synthetic_captions(8, 16)
+    vocab = Vocabulary.build(data.all_tokens(), 1)
+    pairs = CaptionPairs(data, vocab, tiny_features(8, locations=4), one_per_image=True)
+    assert len(pairs) == 8
+    model = tiny_sat(len(vocab), dropout=0.0, scst_samples=4)
+    model.set_vocab(vocab)
+    model.reward = lambda owners, captions: np.array([float(c[:1] == ["red"]) for c in captions])
+    red = vocab.stoi["red"]
+
+    def p_red():
+        model.eval()
+        with torch.no_grad():
+            state = model.init_decoder({"grid": pairs.get_batch(torch.arange(8))["grid"]})
+            log_probs, _, _ = model.decode_step(torch.full((8,), START_ID), state)
+        return float(log_probs[:, red].exp().mean())
+
+    before = p_red()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+    torch.manual_seed(0)
+    for _ in range(15):
+        model.train()
+        out = model.loss(pairs.get_batch(torch.arange(8)))
+        assert set(out) == {"loss", "reward", "sample_words"}
+        optimizer.zero_grad()
+        out["loss"].backward()
+        optimizer.step()
+    assert p_red() > 0.9 > 0.1 > before  # the policy gradient moved probability to the rewarded first word
+    model.eval()
+    assert "nll" in model.loss(pairs.get_batch(torch.arange(8)))  # validation: teacher-forced likelihood
+
+
+def test_self_critical_cli_from_a_trained_run(synthetic_run, tmp_path, capsys):
+    pytest.importorskip("pycocoevalcap")
+    out = tmp_path / "scst"
+    assert main(["train", "show-attend-tell", "--data", "synthetic", "--init", str(synthetic_run), "--set",
+                 "scst_samples=3", "--epochs", "1", "--batch-size", "16", "--lr", "1e-4", "--out", str(out),
+                 "--quiet"]) == 0
+    with (out / "train_log.csv").open() as handle:
+        header = handle.readline().strip().split(",")
+    assert header[:5] == ["step", "epoch", "loss", "lr", "seconds"] and "reward" in header
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["scst_samples"] == 3 and config["hidden_size"] == 64  # the --init model's size
+    assert json.loads((out / "vocab.json").read_text()) == json.loads((synthetic_run / "vocab.json").read_text())
+    capsys.readouterr()
+    assert main(["train", "show-attend-tell", "--data", "synthetic", "--init", str(synthetic_run), "--set",
+                 "hidden_size=32", "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "do not fit" in err
+    assert main(["train", "row-lstm", "--data", "synthetic", "--init", str(synthetic_run), "--out",
+                 str(tmp_path / "y")]) == 2
+    assert "--init is for captioners" in capsys.readouterr().err

@@ -166,10 +166,13 @@ class CaptionPairs:
     ``"grid"`` (N, L, D), stored float16 and returned float32) or pixels (``"image"`` uint8). Each
     batch also holds ``"tokens"``: ``<start> w1 .. wn <end>`` padded with ``<pad>`` (0) to the
     longest caption in the batch. Captions longer than ``max_words`` are left out of training
-    (an image whose captions are all longer keeps its shortest, cut to ``max_words``).
+    (an image whose captions are all longer keeps its shortest, cut to ``max_words``). Batches also
+    carry ``"image_index"`` (which image of ``data`` each row shows). ``one_per_image``: only the
+    first kept caption of each image (an epoch then visits each image once, as self-critical training wants).
     """
 
-    def __init__(self, data: CaptionSet, vocab: Vocabulary, sources: dict[str, torch.Tensor], max_words: int = 22):
+    def __init__(self, data: CaptionSet, vocab: Vocabulary, sources: dict[str, torch.Tensor], max_words: int = 22,
+                 one_per_image: bool = False):
         for key, value in sources.items():
             if len(value) != len(data):
                 raise ValueError(f"source '{key}' has {len(value)} rows for {len(data)} images")
@@ -178,6 +181,8 @@ class CaptionPairs:
             kept = [t for t in per_image if 0 < len(t) <= max_words]
             if not kept and per_image:
                 kept = [min(per_image, key=len)[:max_words]]
+            if one_per_image:
+                kept = kept[:1]
             for t in kept:
                 rows.append(vocab.encode(t, add_start_end=True))
                 owners.append(i)
@@ -197,8 +202,8 @@ class CaptionPairs:
     def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         indices = torch.as_tensor(indices, dtype=torch.long)
         width = int(self.lengths[indices].max())
-        batch = {"tokens": self.tokens[indices, :width]}
         owners = self.owner[indices]
+        batch = {"tokens": self.tokens[indices, :width], "image_index": owners}
         for key, value in self.sources.items():
             part = value[owners]
             batch[key] = part.float() if part.is_floating_point() else part

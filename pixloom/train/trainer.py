@@ -188,8 +188,12 @@ class Trainer:
     def _append_csv(self, name: str, row: dict) -> None:
         path = self.run_dir / name
         new = not path.exists()
+        fields = list(row)
+        if not new:  # a resumed run keeps the columns its file started with
+            with path.open(newline="") as handle:
+                fields = next(csv.reader(handle), fields)
         with path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
+            writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -243,7 +247,7 @@ class Trainer:
         seconds_before = self.counters["train_seconds"]
         last_checkpoint = started
         stopped_early = False
-        window: list[float] = []
+        window: list[dict[str, float]] = []
         try:
             while self.counters["epoch"] < cfg.epochs and not stopped_early:
                 epoch = self.counters["epoch"]
@@ -260,7 +264,7 @@ class Trainer:
                     step = self.counters["global_step"]
                     now = time.monotonic()
                     self.counters["train_seconds"] = seconds_before + (now - started)
-                    window.append(figures["loss"])
+                    window.append(figures)
                     bar.update(1)
                     bar.set_postfix(loss=f"{figures['loss']:.4f}")
                     if step % cfg.log_every == 0:
@@ -292,12 +296,15 @@ class Trainer:
         out_of_steps = cfg.max_steps is not None and self.counters["global_step"] >= cfg.max_steps
         return out_of_time or out_of_steps
 
-    def _log_train_window(self, window: list[float], epoch: int, index_in_epoch: int) -> None:
+    def _log_train_window(self, window: list[dict[str, float]], epoch: int, index_in_epoch: int) -> None:
+        """One row of train_log.csv: step, epoch, the window's mean loss, lr, seconds, then the mean
+        of each other figure the loss reported (e.g. a self-critical run's reward)."""
         step = self.counters["global_step"]
+        mean = {k: sum(f[k] for f in window) / len(window) for k in window[0] if all(k in f for f in window)}
         row = {"step": step, "epoch": round(epoch + (index_in_epoch + 1) / self.steps_per_epoch, 5),
-               "loss": sum(window) / len(window),
+               "loss": mean.pop("loss"),
                "lr": self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"],
-               "seconds": round(self.counters["train_seconds"], 2)}
+               "seconds": round(self.counters["train_seconds"], 2), **mean}
         self._append_csv("train_log.csv", row)
         self._log_scalars("train", {"loss": row["loss"]}, step)
 

@@ -49,6 +49,7 @@ class CaptionerConfig:
     scheduled_sampling: float = 0.0  # probability of feeding the model's own sampled word (Bengio et al. 2015)
     label_smoothing: float = 0.0  # training targets put this much mass on the other words (Szegedy et al. 2016)
     mirror_augment: float = 0.0  # share of training pairs shown as the mirrored image, "left" <-> "right" swapped
+    scst_samples: int = 0  # > 1: self-critical training (CIDEr-D reward) with this many sampled captions per image
     select_beam: int = 3  # beam of the dev-set captions whose BLEU-4 picks the best epoch (0 = pick on loss)
 
 
@@ -123,6 +124,20 @@ class Captioner(PixloomModel):
         with torch.set_grad_enabled(self.trainable_encoder and torch.is_grad_enabled()):
             g, grid = encoder(images.to(self.device))
         return {"global": g, "grid": grid}
+
+    # -- training losses ---------------------------------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Teacher-forced cross-entropy, or in training mode with ``scst_samples`` > 0 the
+        self-critical loss (:mod:`pixloom.models.captioning.scst`); validation always reports the
+        teacher-forced likelihood."""
+        if self.training and self.config.scst_samples:
+            from pixloom.models.captioning.scst import self_critical_loss
+
+            return self_critical_loss(self, batch)
+        return self.teacher_forced_loss(batch)
+
+    def teacher_forced_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
 
     def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Mirror augmentation in training mode: each pair, with probability ``mirror_augment``, uses
@@ -276,6 +291,9 @@ def train_captioner(model_cls, args) -> int:
         data_name = data_name or saved.get("data")
         model = model_cls.from_pretrained(ckpt)
         config = model.config
+    elif getattr(args, "init", None):
+        model = initialised_from(model_cls, args.init, overrides)
+        config = model.config
     else:
         defaults = dataclasses.asdict(model_cls.config_class())
         defaults.update(overrides)
@@ -287,7 +305,7 @@ def train_captioner(model_cls, args) -> int:
     valid_set = load_caption_dataset(data_name, "dev", args.data_dir, synthetic_size=size).subset(args.limit_valid)
     for note in train_set.notes + valid_set.notes:
         print(f"note: {note}", file=sys.stderr)
-    if not args.resume:
+    if config is None:
         vocab = Vocabulary.build(train_set.all_tokens(), min_count=defaults["min_count"])
         torch.manual_seed(args.seed)
         model = model_cls(config_from_dict(model_cls.config_class, {**overrides, "vocab_size": len(vocab)}))
@@ -295,10 +313,19 @@ def train_captioner(model_cls, args) -> int:
     progress = not args.quiet
     cache_dir = getattr(args, "cache_dir", None)
     started = time.perf_counter()
-    train_sources = model.data_sources(train_set, cache_dir, progress, mirrored=model.config.mirror_augment > 0)
+    self_critical = model.config.scst_samples > 0
+    train_sources = model.data_sources(train_set, cache_dir, progress,
+                                       mirrored=model.config.mirror_augment > 0 and not self_critical)
     valid_sources = model.data_sources(valid_set, cache_dir, progress)
     feature_seconds = time.perf_counter() - started
-    train_data = CaptionPairs(train_set, model.vocab, train_sources, model.config.max_words)
+    if self_critical:
+        from pixloom.metrics.captions import require_caption_metrics
+        from pixloom.models.captioning.scst import CiderDReward
+
+        require_caption_metrics()
+        model.reward = CiderDReward(train_set.tokens)
+    train_data = CaptionPairs(train_set, model.vocab, train_sources, model.config.max_words,
+                              one_per_image=self_critical)
     valid_data = CaptionPairs(valid_set, model.vocab, valid_sources, model.config.max_words)
     train_config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip,
@@ -318,6 +345,21 @@ def train_captioner(model_cls, args) -> int:
     print(f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
           f"{trainer.describe_best()}; run directory: {out}")
     return 0
+
+
+def initialised_from(model_cls, source, overrides: dict) -> Captioner:
+    """A new model with the weights and vocabulary of the saved model ``source`` (``--init``), its
+    config changed by ``overrides`` (training options such as ``scst_samples``; the weights must
+    still fit)."""
+    start = model_cls.from_pretrained(source)
+    try:
+        model = model_cls(dataclasses.replace(start.config, **overrides))
+        model.load_state_dict(start.state_dict())
+    except (RuntimeError, TypeError, PixloomError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PixloomError(f"--init {source}: its weights do not fit the --set options ({first})") from None
+    model.set_vocab(start.vocab)
+    return model
 
 
 def evaluate_captioner(model: Captioner, args) -> dict:

@@ -89,7 +89,7 @@ class ShowAttendTell(Captioner):
         return self.out(self.dropout(h))
 
     # -- training ---------------------------------------------------------------------------------
-    def loss(self, batch):
+    def teacher_forced_loss(self, batch):
         batch = self.augment(batch)
         feats = self.batch_features(batch)
         tokens = batch["tokens"].to(self.device)

@@ -65,7 +65,7 @@ class ShowTell(Captioner):
         c0 = torch.tanh(self.init_c(image)).view(b, c.num_layers, -1).transpose(0, 1).contiguous()
         return h0, c0
 
-    def loss(self, batch):
+    def teacher_forced_loss(self, batch):
         batch = self.augment(batch)
         feats = self.batch_features(batch)
         tokens = batch["tokens"].to(self.device)
