@@ -489,6 +489,18 @@ def test_sample_captions_masks_words_after_end():
         assert row[0] != END_ID
 
 
+def test_self_critical_gradient_leaves_banned_words_alone():
+    """The policy is renormalised over the allowed words, so the loss never moves the logits of
+    <pad>, <start> or <unk> (without that, probability drifts onto them until sampling fails)."""
+    model = tiny_sat(dropout=0.0, scst_samples=3).train()
+    model.reward = lambda owners, captions: np.random.default_rng(len(captions)).random(len(captions))
+    batch = {**tiny_features(4), "image_index": torch.arange(4), "tokens": torch.ones(4, 2, dtype=torch.long)}
+    torch.manual_seed(0)
+    model.loss(batch)["loss"].backward()
+    grad = model.out.bias.grad
+    assert float(grad[[PAD_ID, START_ID, UNK_ID]].abs().max()) < 1e-6 * float(grad.abs().max())
+
+
 def test_self_critical_loss_raises_the_rewarded_word():
     data = synthetic_captions(8, 16)
     vocab = Vocabulary.build(data.all_tokens(), 1)

@@ -85,7 +85,9 @@ def sample_captions(decoder, features: dict[str, torch.Tensor], samples: int, ma
     words, log_probs, masks = [], [], []
     for t in range(max_len):
         step_log_probs, state, _ = decoder.decode_step(word, state)
-        step_log_probs = _ban(step_log_probs, allow_unk=False, first_step=t == 0)
+        # the policy is the distribution over the allowed words: renormalise after the ban, or the
+        # gradient drifts probability onto never-sampled banned tokens (<unk>, <pad>) until nothing is left
+        step_log_probs = _ban(step_log_probs, allow_unk=False, first_step=t == 0).log_softmax(-1)
         word = torch.multinomial(step_log_probs.detach().exp(), 1)[:, 0]
         masks.append(~done)
         words.append(torch.where(done, torch.full_like(word, PAD_ID), word))
