@@ -471,6 +471,9 @@ def test_cider_d_reward_matches_pycocoevalcap_on_the_whole_corpus():
     assert np.allclose(ours, official)  # corpus statistics = the official ones when the batch is the corpus
     again = reward([5, 5], [data.tokens[5][0], ["a", "dog"]])  # a batch of two keeps the corpus statistics
     assert np.isclose(again[0], ours[5]) and again[1] < again[0]
+    if shutil.which("java"):  # CIDEr-D + 2 x METEOR: METEOR of a reference itself is 1
+        mixed = CiderDReward(data.tokens, meteor_weight=2.0)([5, 5], [data.tokens[5][0], ["a", "dog"]])
+        assert np.isclose(mixed[0], again[0] + 2.0) and again[1] < mixed[1] < again[1] + 2.0
 
 
 def test_sample_captions_masks_words_after_end():

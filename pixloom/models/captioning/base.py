@@ -50,6 +50,7 @@ class CaptionerConfig:
     label_smoothing: float = 0.0  # training targets put this much mass on the other words (Szegedy et al. 2016)
     mirror_augment: float = 0.0  # share of training pairs shown as the mirrored image, "left" <-> "right" swapped
     scst_samples: int = 0  # > 1: self-critical training (CIDEr-D reward) with this many sampled captions per image
+    scst_meteor_weight: float = 0.0  # self-critical reward = CIDEr-D + this x METEOR
     select_beam: int = 3  # beam of the dev-set captions whose BLEU-4 picks the best epoch (0 = pick on loss)
 
 
@@ -323,7 +324,7 @@ def train_captioner(model_cls, args) -> int:
         from pixloom.models.captioning.scst import CiderDReward
 
         require_caption_metrics()
-        model.reward = CiderDReward(train_set.tokens)
+        model.reward = CiderDReward(train_set.tokens, meteor_weight=model.config.scst_meteor_weight)
     train_data = CaptionPairs(train_set, model.vocab, train_sources, model.config.max_words,
                               one_per_image=self_critical)
     valid_data = CaptionPairs(valid_set, model.vocab, valid_sources, model.config.max_words)

@@ -3,7 +3,8 @@
 Rennie, Marcheret, Mroueh, Ross and Goel (2017), "Self-critical Sequence Training for Image
 Captioning", CVPR; with the baseline of Luo (2020), "A Better Variant of Self-Critical Sequence
 Training": for each image draw K captions from the model, reward each with its CIDEr-D against the
-image's reference captions, and use the mean reward of the other K - 1 samples as the baseline:
+image's reference captions (optionally plus a weighted METEOR, ``scst_meteor_weight``), and use the
+mean reward of the other K - 1 samples as the baseline:
 
     loss = - sum_k sum_t (r_k - mean_{j != k} r_j) log p(w_kt) / (number of sampled words)
 
@@ -27,14 +28,18 @@ from pixloom.models.captioning.decoding import _ban
 
 
 class CiderDReward:
-    """CIDEr-D of sampled captions against the references of training images (by image index)."""
+    """CIDEr-D of sampled captions against the references of training images (by image index), plus
+    ``meteor_weight`` x METEOR (pycocoevalcap's METEOR 1.5, a Java process kept open) when > 0."""
 
-    def __init__(self, references: list[list[list[str]]]):
+    def __init__(self, references: list[list[list[str]]], meteor_weight: float = 0.0):
         from pycocoevalcap.cider.cider_scorer import cook_refs
 
         if not references:
             raise PixloomError("self-critical training needs reference captions")
-        self.cooked = [cook_refs([" ".join(t) for t in per_image]) for per_image in references]
+        self.references = [[" ".join(t) for t in per_image] for per_image in references]
+        self.cooked = [cook_refs(refs) for refs in self.references]
+        self.meteor_weight = meteor_weight
+        self._meteor = None
         self.document_frequency = defaultdict(float)
         for refs in self.cooked:
             for ngram in {ngram for ref in refs for ngram in ref}:
@@ -48,7 +53,21 @@ class CiderDReward:
         scorer = _corpus_cider_scorer()(self.document_frequency, self.log_images)
         scorer.crefs = [self.cooked[i] for i in image_indices]
         scorer.ctest = [cook_test(" ".join(words)) for words in captions]
-        return np.asarray(scorer.compute_cider(), dtype=np.float64)
+        reward = np.asarray(scorer.compute_cider(), dtype=np.float64)
+        if self.meteor_weight > 0:
+            reward = reward + self.meteor_weight * self.meteor(image_indices, captions)
+        return reward
+
+    def meteor(self, image_indices: list[int], captions: list[list[str]]) -> np.ndarray:
+        """METEOR of each caption against its image's references."""
+        if self._meteor is None:
+            from pycocoevalcap.meteor.meteor import Meteor
+
+            self._meteor = Meteor()
+        references = {k: self.references[i] for k, i in enumerate(image_indices)}
+        candidates = {k: [" ".join(words) or "a"] for k, words in enumerate(captions)}
+        _, per_caption = self._meteor.compute_score(references, candidates)
+        return np.asarray(per_caption, dtype=np.float64)
 
 
 @functools.cache
