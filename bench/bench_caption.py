@@ -43,7 +43,8 @@ def train_summary(run: Path) -> dict:
             "batch_size": config["train"]["batch_size"], "lr": config["train"]["lr"]}
 
 
-def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: int, length_penalty: float = 0.0) -> dict:
+def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: int,
+               length_penalty: float | None = None) -> dict:
     import torch
 
     from pixloom.data.flickr8k import load_caption_dataset
@@ -52,6 +53,8 @@ def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: 
 
     torch.set_num_threads(threads)
     model = load_pretrained(run)
+    if length_penalty is None:
+        length_penalty = model.config.length_penalty
     data = load_caption_dataset("flickr8k", "dev", data_dir).subset(n)
     paths = [str(p) for p in data.image_paths]
     caption_files(model, paths[:2], beam=beam)  # warm-up: builds the encoder
@@ -66,7 +69,7 @@ def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: 
 
 
 def examples(run: str, data_dir: str, n: int, beam: int, image_dir: Path, attention_index: int,
-             length_penalty: float = 0.0) -> dict:
+             length_penalty: float | None = None) -> dict:
     """``n`` dev images (every 100th) with generated and reference captions, small copies of the
     photos and one attention map, for docs/captioning.md."""
     from PIL import Image
@@ -115,7 +118,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100, help="dev images for the throughput figure")
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--beam", type=int, default=3)
-    parser.add_argument("--length-penalty", type=float, default=0.0)
+    parser.add_argument("--length-penalty", type=float, default=None, help="default: the model's own")
     parser.add_argument("--members", nargs="+", help="for an ensemble: the training runs of its members")
     parser.add_argument("--eval", action="store_true", help="also run pixloom eval on the dev split")
     parser.add_argument("--examples", type=int, default=0, help="also caption N dev images for the docs")
@@ -138,8 +141,9 @@ def main() -> None:
     if args.eval:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
         command = [sys.executable, "-m", "pixloom.cli", "eval", str(args.model or run), "--data", "flickr8k", "--data-dir",
-                   args.data_dir, "--split", "dev", "--beam", str(args.beam), "--length-penalty",
-                   str(args.length_penalty), "--quiet"]
+                   args.data_dir, "--split", "dev", "--beam", str(args.beam), "--quiet"]
+        if args.length_penalty is not None:
+            command += ["--length-penalty", str(args.length_penalty)]
         if args.cache_dir:
             command += ["--cache-dir", args.cache_dir]
         result = subprocess.run(command, check=True, env=env, capture_output=True, text=True)

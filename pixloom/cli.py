@@ -345,6 +345,10 @@ def cmd_ensemble(args) -> int:
         if not isinstance(model, Captioner) or isinstance(model, CaptionEnsemble):
             raise PixloomError(f"'{run}' is a {model.name} model; only trained captioners can be joined")
     ensemble = CaptionEnsemble.from_members(members)
+    if args.length_penalty is not None:
+        if args.length_penalty < 0:
+            raise PixloomError(f"--length-penalty must be at least 0, got {args.length_penalty}")
+        ensemble.config.length_penalty = args.length_penalty
     out = Path(args.out)
     if (out / "config.json").exists() and not args.force:
         raise PixloomError(f"{out} already holds a model; pass --force to replace it")
@@ -428,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="valid", choices=["train", "valid", "dev", "test"])
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N images")
     p.add_argument("--beam", type=int, default=3, help="captioning: beam size (1 = greedy)")
-    p.add_argument("--length-penalty", type=float, default=0.0, help="captioning: GNMT length penalty alpha (0 = none)")
+    p.add_argument("--length-penalty", type=float, default=None,
+                   help="captioning: GNMT length penalty alpha (0 = none; default: the model's own)")
     p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
     p.add_argument("--captions-out", help="captioning: also write the generated captions to this JSON file")
     p.add_argument("--iw-samples", type=int, default=None, help="importance samples (latent-variable models)")
@@ -460,7 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG/PNG files of any size and mode")
     p.add_argument("--beam", type=int, default=3, help="beam size (1 = greedy)")
     p.add_argument("--max-len", type=int, default=20, help="at most this many words")
-    p.add_argument("--length-penalty", type=float, default=0.0, help="GNMT length penalty alpha (0 = none)")
+    p.add_argument("--length-penalty", type=float, default=None,
+                   help="GNMT length penalty alpha (0 = none; default: the model's own)")
     p.add_argument("--allow-unk", action="store_true", help="let captions contain <unk>")
     p.add_argument("--attention-map", help="PNG of the attention per word over the image (show-attend-tell)")
     p.add_argument("--device", default="cpu")
@@ -471,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--float16", action="store_true", help="store the weights in float16 (half the size)")
     p.add_argument("--int8", action="store_true", help="store large matrices as int8 with per-row scales (a quarter)")
     p.add_argument("--force", action="store_true", help="replace a model already in --out")
+    p.add_argument("--length-penalty", type=float, default=None,
+                   help="the ensemble's default GNMT length penalty for caption/eval (chosen on dev)")
 
     p = add("demo", cmd_demo, "train a small model on the embedded MNIST sample and draw pictures (no download)")
     p.add_argument("--out", default="pixloom-demo")

@@ -556,3 +556,24 @@ def test_self_critical_cli_from_a_trained_run(synthetic_run, tmp_path, capsys):
     assert main(["train", "row-lstm", "--data", "synthetic", "--init", str(synthetic_run), "--out",
                  str(tmp_path / "y")]) == 2
     assert "--init is for captioners" in capsys.readouterr().err
+
+
+def test_ensemble_keeps_its_length_penalty(tmp_path, capsys):
+    from pixloom.models.base import load_pretrained
+
+    first, second = tiny_sat(), tiny_sat()
+    first.save_pretrained(tmp_path / "a")
+    second.save_pretrained(tmp_path / "b")
+    assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "ens"),
+                 "--length-penalty", "2.5"]) == 0
+    loaded = load_pretrained(tmp_path / "ens")
+    assert loaded.config.length_penalty == 2.5
+    feats = tiny_features(4)
+    default = loaded.decode(features=feats, beam=3, max_len=8)  # no length penalty given: the model's own
+    assert default.tokens == loaded.decode(features=feats, beam=3, max_len=8, length_penalty=2.5).tokens
+    assert default.scores == loaded.decode(features=feats, beam=3, max_len=8, length_penalty=2.5).scores
+    assert first.config.length_penalty == 0.0  # a trained run decodes without one unless asked
+    capsys.readouterr()
+    assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "neg"),
+                 "--length-penalty", "-1"]) == 2
+    assert "--length-penalty" in capsys.readouterr().err

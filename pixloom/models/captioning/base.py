@@ -52,6 +52,7 @@ class CaptionerConfig:
     scst_samples: int = 0  # > 1: self-critical training (CIDEr-D reward) with this many sampled captions per image
     scst_meteor_weight: float = 0.0  # self-critical reward = CIDEr-D + this x METEOR
     select_beam: int = 3  # beam of the dev-set captions whose BLEU-4 picks the best epoch (0 = pick on loss)
+    length_penalty: float = 0.0  # GNMT length penalty that beam search uses when none is given (chosen on dev)
 
 
 def word_losses(model, logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -188,10 +189,14 @@ class Captioner(PixloomModel):
     # -- captioning -------------------------------------------------------------------------------
     @torch.no_grad()
     def decode(self, images: torch.Tensor | None = None, features: dict[str, torch.Tensor] | None = None,
-               beam: int = 3, max_len: int = 20, length_penalty: float = 0.0, allow_unk: bool = False) -> Decoded:
-        """Word ids, scores and attention for uint8 ``images`` or precomputed ``features``."""
+               beam: int = 3, max_len: int = 20, length_penalty: float | None = None,
+               allow_unk: bool = False) -> Decoded:
+        """Word ids, scores and attention for uint8 ``images`` or precomputed ``features``
+        (``length_penalty`` None: the config's)."""
         if (images is None) == (features is None):
             raise PixloomError("pass either images or features")
+        if length_penalty is None:
+            length_penalty = self.config.length_penalty
         was_training = self.training
         self.eval()
         try:
@@ -204,7 +209,8 @@ class Captioner(PixloomModel):
             self.train(was_training)
 
     def caption(self, images: torch.Tensor | None = None, features: dict[str, torch.Tensor] | None = None,
-                beam: int = 3, max_len: int = 20, length_penalty: float = 0.0, allow_unk: bool = False) -> list[str]:
+                beam: int = 3, max_len: int = 20, length_penalty: float | None = None,
+                allow_unk: bool = False) -> list[str]:
         """One caption per image (uint8 (B, 3, H, W) images, or features from the cache)."""
         decoded = self.decode(images, features, beam, max_len, length_penalty, allow_unk)
         return [self.vocab.decode(t) for t in decoded.tokens]
@@ -229,7 +235,7 @@ class Captioner(PixloomModel):
     feature_keys: ClassVar[tuple[str, ...]] = ("global", "grid")
 
     def caption_dataset(self, data, sources: dict[str, torch.Tensor], beam: int = 3, batch_size: int = 50,
-                        max_len: int = 20, length_penalty: float = 0.0, progress: bool = True) -> list[str]:
+                        max_len: int = 20, length_penalty: float | None = None, progress: bool = True) -> list[str]:
         from tqdm.auto import tqdm
 
         out = []
@@ -376,7 +382,9 @@ def evaluate_captioner(model: Captioner, args) -> dict:
     beam = getattr(args, "beam", 3) or 3
     started = time.perf_counter()
     sources = model.data_sources(data, getattr(args, "cache_dir", None), progress)
-    length_penalty = getattr(args, "length_penalty", 0.0) or 0.0
+    length_penalty = getattr(args, "length_penalty", None)
+    if length_penalty is None:
+        length_penalty = model.config.length_penalty
     captions = model.caption_dataset(data, sources, beam=beam, batch_size=min(args.batch_size, 100),
                                      length_penalty=length_penalty, progress=progress)
     seconds = time.perf_counter() - started
@@ -397,7 +405,7 @@ def evaluate_captioner(model: Captioner, args) -> dict:
 
 
 def caption_files(model: Captioner, paths: list[str], beam: int = 3, max_len: int = 20,
-                  length_penalty: float = 0.0, allow_unk: bool = False) -> tuple[list[str], Decoded, torch.Tensor]:
+                  length_penalty: float | None = None, allow_unk: bool = False) -> tuple[list[str], Decoded, torch.Tensor]:
     """Caption image files; returns captions, the decoder output and the uint8 images."""
     images = model.read_images(paths)  # every file is checked before any work
     decoded = model.decode(images=images, beam=beam, max_len=max_len, length_penalty=length_penalty,
