@@ -553,6 +553,9 @@ def test_self_critical_cli_from_a_trained_run(synthetic_run, tmp_path, capsys):
                  "hidden_size=32", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "do not fit" in err
+    assert main(["train", "show-attend-tell", "--data", "synthetic", "--init", str(synthetic_run), "--set",
+                 "scst_samples=1", "--out", str(tmp_path / "z"), "--quiet"]) == 2
+    assert "at least 2" in capsys.readouterr().err and not (tmp_path / "z").exists()
     assert main(["train", "row-lstm", "--data", "synthetic", "--init", str(synthetic_run), "--out",
                  str(tmp_path / "y")]) == 2
     assert "--init is for captioners" in capsys.readouterr().err

@@ -317,6 +317,8 @@ def train_captioner(model_cls, args) -> int:
         torch.manual_seed(args.seed)
         model = model_cls(config_from_dict(model_cls.config_class, {**overrides, "vocab_size": len(vocab)}))
         model.set_vocab(vocab)
+    if model.config.scst_samples < 0 or model.config.scst_samples == 1:
+        raise PixloomError(f"scst_samples must be 0 (cross-entropy training) or at least 2, got {model.config.scst_samples}")
     progress = not args.quiet
     cache_dir = getattr(args, "cache_dir", None)
     started = time.perf_counter()
