@@ -40,11 +40,11 @@ class CiderDReward:
         self.cooked = [cook_refs(refs) for refs in self.references]
         self.meteor_weight = meteor_weight
         self._meteor = None
-        self.document_frequency = defaultdict(float)
-        for refs in self.cooked:
-            for ngram in {ngram for ref in refs for ngram in ref}:
-                self.document_frequency[ngram] += 1
         self.log_images = math.log(float(len(self.cooked)))
+        corpus = _corpus_cider_scorer()(defaultdict(float), self.log_images)
+        corpus.crefs = self.cooked
+        corpus.compute_doc_freq()  # pycocoevalcap's own count: in how many images each n-gram occurs
+        self.document_frequency = corpus.document_frequency
 
     def __call__(self, image_indices: list[int], captions: list[list[str]]) -> np.ndarray:
         """One CIDEr-D value per caption (pycocoevalcap's scale, about 0 to 10)."""
