@@ -576,6 +576,8 @@ def test_ensemble_keeps_its_length_penalty(tmp_path, capsys):
     assert default.tokens == loaded.decode(features=feats, beam=3, max_len=8, length_penalty=2.5).tokens
     assert default.scores == loaded.decode(features=feats, beam=3, max_len=8, length_penalty=2.5).scores
     assert first.config.length_penalty == 0.0  # a trained run decodes without one unless asked
+    with pytest.raises(PixloomError, match="length-penalty"):
+        loaded.decode(features=feats, beam=3, length_penalty=-1.0)
     capsys.readouterr()
     assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "neg"),
                  "--length-penalty", "-1"]) == 2

@@ -197,6 +197,8 @@ class Captioner(PixloomModel):
             raise PixloomError("pass either images or features")
         if length_penalty is None:
             length_penalty = self.config.length_penalty
+        if length_penalty < 0:
+            raise PixloomError(f"--length-penalty must be at least 0, got {length_penalty}")
         was_training = self.training
         self.eval()
         try:
