@@ -49,7 +49,7 @@ def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: 
 
     from pixloom.data.flickr8k import load_caption_dataset
     from pixloom.models.base import load_pretrained
-    from pixloom.models.captioning.base import caption_files
+    from pixloom.models.captioning.workflows import caption_files
 
     torch.set_num_threads(threads)
     model = load_pretrained(run)
@@ -76,7 +76,7 @@ def examples(run: str, data_dir: str, n: int, beam: int, image_dir: Path, attent
 
     from pixloom.data.flickr8k import load_caption_dataset
     from pixloom.models.base import load_pretrained
-    from pixloom.models.captioning.base import attention_figure, caption_files
+    from pixloom.models.captioning.workflows import attention_figure, caption_files
 
     model = load_pretrained(run)
     data = load_caption_dataset("flickr8k", "dev", data_dir)

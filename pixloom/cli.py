@@ -206,10 +206,7 @@ def cmd_train(args) -> int:
     print(f"training {args.model} ({model.num_parameters():,} parameters) on {data_name}: "
           f"{len(train_data):,} train / {len(valid_data):,} valid images -> {out}", file=sys.stderr)
     trainer = Trainer(model, train_data, valid_data, train_config, out, run_info=info)
-    summary = trainer.fit(resume=args.resume)
-    state = "stopped at the time budget" if summary["stopped_early"] else "finished"
-    print(f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
-          f"{trainer.describe_best()}; run directory: {out}")
+    print(trainer.summary_line(trainer.fit(resume=args.resume)))
     if hasattr(model_cls, "after_training") and (out / "config.json").is_file():
         # Post-training step of the model kept in the run directory (e.g. a latent density fit).
         best = model_cls.from_pretrained(out, map_location=trainer.device)
@@ -268,7 +265,7 @@ def cmd_complete(args) -> int:
 def cmd_eval(args) -> int:
     from pixloom.data import load_dataset
     from pixloom.metrics.likelihood import evaluate_likelihood
-    from pixloom.models.captioning.base import is_captioner_run
+    from pixloom.models.captioning.workflows import is_captioner_run
 
     if is_captioner_run(args.run):  # COCO caption metrics instead of likelihood
         _print_json(_load_model(args.run, args.device).evaluate_from_cli(args))
@@ -330,7 +327,7 @@ def cmd_interpolate(args) -> int:
 
 
 def cmd_caption(args) -> int:
-    from pixloom.models.captioning.base import caption_from_cli
+    from pixloom.models.captioning.workflows import caption_from_cli
 
     return caption_from_cli(args)
 

@@ -146,13 +146,15 @@ def test_model_chosen_on_the_models_own_validation_figure(tmp_path):
     torch.manual_seed(0)
     model = _ScoredRowLSTM(RowLSTMConfig(height=6, width=6, levels=2, hidden_size=16, num_layers=1, dropout=0.0))
     trainer = Trainer(model, data, valid, _config(epochs=3), tmp_path / "run")
-    trainer.fit()
+    summary = trainer.fit()
     assert len(model.snapshots) == 3
     saved = RowLSTM.from_pretrained(tmp_path / "run").state_dict()
     best = model.snapshots[1]  # epoch 2 scored highest, though the loss kept falling after it
     assert all(torch.equal(saved[k], best[k]) for k in best)
     assert any(not torch.equal(best[k], model.snapshots[2][k]) for k in best)
     assert trainer.describe_best() == "best valid score 0.5000"
+    assert trainer.summary_line(summary) == (f"finished after 12 steps ({summary['train_seconds'] / 60:.1f} min); "
+                                             f"best valid score 0.5000; run directory: {tmp_path / 'run'}")
     with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
         assert [float(r["valid_score"]) for r in csv.DictReader(handle)] == [0.1, 0.5, 0.2]
 

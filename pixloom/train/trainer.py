@@ -159,6 +159,12 @@ class Trainer:
         maximised = name != "loss" and getattr(self.model, "selection", ("loss", "min")) == (name, "max")
         return f"best valid {name} {-best if maximised else best:.4f}"
 
+    def summary_line(self, summary: dict) -> str:
+        """The line ``pixloom train`` prints when ``fit`` returns ``summary``."""
+        state = "stopped at the time budget" if summary["stopped_early"] else "finished"
+        return (f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
+                f"{self.describe_best()}; run directory: {self.run_dir}")
+
     def _improves(self, valid: dict[str, float]) -> bool:
         name, value = self.selection(valid)
         best = self.counters["best_valid"]
