@@ -166,13 +166,27 @@ def cmd_models(args) -> int:
 
 
 def cmd_train(args) -> int:
+    """``pixloom train``; under ``torchrun`` each process runs this and trains a share of each batch."""
+    from pixloom.train import distributed
+    from pixloom.train.allocator import tune_malloc_for_training
+
+    tune_malloc_for_training()
+    world = distributed.start(args.device)
+    try:
+        code = _train(args, world)
+    except BaseException:
+        distributed.stop(finished=False)
+        raise
+    distributed.stop()
+    return code
+
+
+def _train(args, world) -> int:
     from pixloom.data import load_dataset
     from pixloom.models import get_model_class
-    from pixloom.train.allocator import tune_malloc_for_training
     from pixloom.train.checkpoint import resumable_run
     from pixloom.train.trainer import Trainer, TrainConfig
 
-    tune_malloc_for_training()
     out = Path(args.out)
     model_cls = get_model_class(args.model)
     if getattr(model_cls, "is_captioner", False):  # image captioning: pixloom.models.captioning.base
@@ -203,10 +217,15 @@ def cmd_train(args) -> int:
     )
     info = {"model": args.model, "data": data_name, "command": " ".join(["pixloom"] + sys.argv[1:]),
             "n_parameters": model.num_parameters()}
-    print(f"training {args.model} ({model.num_parameters():,} parameters) on {data_name}: "
-          f"{len(train_data):,} train / {len(valid_data):,} valid images -> {out}", file=sys.stderr)
+    if world.is_main:
+        processes = f" in {world.size} processes" if world.distributed else ""
+        print(f"training {args.model} ({model.num_parameters():,} parameters) on {data_name}: "
+              f"{len(train_data):,} train / {len(valid_data):,} valid images{processes} -> {out}", file=sys.stderr)
     trainer = Trainer(model, train_data, valid_data, train_config, out, run_info=info)
-    print(trainer.summary_line(trainer.fit(resume=args.resume)))
+    summary = trainer.fit(resume=args.resume)
+    if not world.is_main:
+        return 0
+    print(trainer.summary_line(summary))
     if hasattr(model_cls, "after_training") and (out / "config.json").is_file():
         # Post-training step of the model kept in the run directory (e.g. a latent density fit).
         best = model_cls.from_pretrained(out, map_location=trainer.device)

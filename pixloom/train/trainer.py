@@ -9,6 +9,10 @@ checkpoints, exact ``resume`` and a time budget. A GAN overrides only :meth:`Tra
 Resumption is exact on CPU: the data order of epoch ``e`` comes from a generator seeded with
 ``(seed, e)``, and a checkpoint stores the position inside the epoch, the optimizer and scheduler
 states and every RNG state, so a resumed run logs the same losses as an uninterrupted one.
+
+Under ``torchrun`` the same loop trains data-parallel (:mod:`pixloom.train.distributed`): each
+process takes its share of every batch, gradients are averaged over the processes, and process 0
+alone writes logs, checkpoints and the best model.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from tqdm.auto import tqdm
 
 from pixloom.errors import PixloomError, TrainingDiverged
 from pixloom.io import atomic_write_json, atomic_write_text
+from pixloom.train import distributed
 from pixloom.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 
@@ -69,7 +74,10 @@ def move_batch(batch: dict, device: torch.device) -> dict:
 class Trainer:
     def __init__(self, model, train_data, valid_data, config: TrainConfig, run_dir, run_info: dict | None = None):
         self.config = config
+        self.world = distributed.current()
         self.device = pick_device(config.device)
+        if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", self.world.local_rank)  # one GPU per process
         self.model = model.to(self.device)
         self.train_data = train_data
         self.valid_data = valid_data
@@ -82,6 +90,8 @@ class Trainer:
                 raise PixloomError(f"--{name.replace('_', '-')} must not be negative, got {getattr(config, name)}")
         self.steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
+        # Under torchrun, the wrapper whose forward is model.loss and whose backward averages gradients.
+        self.parallel_loss = distributed.data_parallel(self.model, self.device) if self.world.distributed else None
         self.optimizers = self.make_optimizers()
         self.schedulers = {name: self.make_scheduler(opt) for name, opt in self.optimizers.items()}
         self.counters = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_valid": None,
@@ -111,7 +121,7 @@ class Trainer:
         self.model.train()
         optimizer = self.optimizers["model"]
         optimizer.zero_grad(set_to_none=True)
-        out = self.model.loss(batch)
+        out = self.parallel_loss(batch) if self.parallel_loss is not None else self.model.loss(batch)
         loss = out["loss"]
         self.check_finite(loss)
         loss.backward()
@@ -123,11 +133,13 @@ class Trainer:
 
     # -- helpers ---------------------------------------------------------------------------------
     def check_finite(self, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss).all():
+        """Stop with a clear message on a NaN/inf loss (on any process, so that all of them stop)."""
+        value = distributed.sum_over_world([float(loss.detach().sum())], self.world, self.device)[0]
+        if not math.isfinite(value):
             ckpt = latest_checkpoint(self.run_dir)
             kept = f"the last good checkpoint is kept in {ckpt}" if ckpt else "no checkpoint had been written yet"
             raise TrainingDiverged(
-                f"loss became {float(loss.detach())} at step {self.counters['global_step']} "
+                f"loss became {value} at step {self.counters['global_step']} "
                 f"(epoch {self.counters['epoch'] + 1}); {kept}; try a lower --lr or --grad-clip"
             )
 
@@ -138,7 +150,7 @@ class Trainer:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             figures = self._validate()
             scores = getattr(self.model, "validation_scores", None)
-            if scores is not None:
+            if scores is not None and self.world.is_main:  # only process 0 picks and saves the best model
                 figures.update(scores(self.valid_data))
             return figures
 
@@ -179,19 +191,28 @@ class Trainer:
         totals: dict[str, float] = {}
         count = 0
         size = self.config.eval_batch_size
-        for start in range(0, len(self.valid_data), size):
-            indices = torch.arange(start, min(start + size, len(self.valid_data)))
+        everything = torch.arange(len(self.valid_data))
+        mine = everything[self.world.rank::self.world.size] if len(everything) >= self.world.size else everything
+        for start in range(0, len(mine), size):
+            indices = mine[start:start + size]
             out = self.model.loss(move_batch(self.valid_data.get_batch(indices), self.device))
             for k, v in out.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * len(indices)
             count += len(indices)
-        return {k: v / max(1, count) for k, v in totals.items()}
+        names = list(totals)  # the loss reports its figures in the same order on every process
+        if self.world.distributed and len(everything) >= self.world.size:  # every process held a share
+            *sums, count = distributed.sum_over_world([totals[k] for k in names] + [count], self.world, self.device)
+            totals = dict(zip(names, sums))
+        return {k: totals[k] / max(1, count) for k in names}
 
     def _save(self) -> None:
-        save_checkpoint(self.run_dir, self.counters["global_step"], self.model, self.optimizers, self.schedulers,
-                        dict(self.counters))
+        if self.world.is_main:
+            save_checkpoint(self.run_dir, self.counters["global_step"], self.model, self.optimizers, self.schedulers,
+                            dict(self.counters))
 
     def _append_csv(self, name: str, row: dict) -> None:
+        if not self.world.is_main:
+            return
         path = self.run_dir / name
         new = not path.exists()
         fields = list(row)
@@ -206,6 +227,8 @@ class Trainer:
 
     def _truncate_logs(self, step: int) -> None:
         """On resume, drop log rows written after the checkpoint we resume from."""
+        if not self.world.is_main:
+            return
         for name in ("train_log.csv", "metrics.csv"):
             path = self.run_dir / name
             if not path.exists():
@@ -227,27 +250,32 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:
         """Train until ``epochs`` are done or ``max_minutes`` ran out; returns a summary dict."""
-        cfg = self.config
+        cfg, world = self.config, self.world
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed + 7919 * world.rank)  # each process draws its own noise
         if resume:
             ckpt = latest_checkpoint(self.run_dir)
             if ckpt is None:
                 raise PixloomError(f"--resume: no checkpoint in {self.run_dir}")
             self.counters.update(load_checkpoint(ckpt, self.model, self.optimizers, self.schedulers))
+            if not world.is_main:  # the checkpoint holds process 0's random state
+                torch.manual_seed(cfg.seed + 7919 * world.rank + self.counters["global_step"])
             self._truncate_logs(self.counters["global_step"])
         else:
             if latest_checkpoint(self.run_dir) is not None:
                 raise PixloomError(f"{self.run_dir} already holds a run; pass --resume to continue it or pick another --out")
-            for name in ("train_log.csv", "metrics.csv"):
-                (self.run_dir / name).unlink(missing_ok=True)
-        atomic_write_json(self.run_dir / "train_config.json", {"train": asdict(cfg), **self.run_info})
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+            if world.is_main:
+                for name in ("train_log.csv", "metrics.csv"):
+                    (self.run_dir / name).unlink(missing_ok=True)
+        if world.is_main:
+            atomic_write_json(self.run_dir / "train_config.json",
+                              {"train": asdict(cfg), **self.run_info, "processes": world.size})
+            try:
+                from torch.utils.tensorboard import SummaryWriter
 
-            self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
-        except ImportError:
-            self._tensorboard = None
+                self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+            except ImportError:
+                self._tensorboard = None
 
         started = time.monotonic()
         seconds_before = self.counters["train_seconds"]
@@ -259,11 +287,12 @@ class Trainer:
                 epoch = self.counters["epoch"]
                 order = epoch_order(len(self.train_data), cfg.seed, epoch)
                 bar = tqdm(total=self.steps_per_epoch, initial=self.counters["step_in_epoch"],
-                           desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", disable=not cfg.progress,
+                           desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                           disable=not (cfg.progress and world.is_main),
                            dynamic_ncols=True, leave=True)
                 while self.counters["step_in_epoch"] < self.steps_per_epoch and not stopped_early:
                     i = self.counters["step_in_epoch"]
-                    indices = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                    indices = distributed.shard(order[i * cfg.batch_size:(i + 1) * cfg.batch_size], world)
                     figures = self.train_step(move_batch(self.train_data.get_batch(indices), self.device))
                     self.counters["step_in_epoch"] += 1
                     self.counters["global_step"] += 1
@@ -293,13 +322,16 @@ class Trainer:
         finally:
             if self._tensorboard is not None:
                 self._tensorboard.close()
-        self.plot()
+        if world.is_main:
+            self.plot()
         return {"stopped_early": stopped_early and self.counters["epoch"] < cfg.epochs, **self.counters}
 
     def _budget_spent(self) -> bool:
         cfg = self.config
         out_of_time = cfg.max_minutes is not None and self.counters["train_seconds"] >= cfg.max_minutes * 60
         out_of_steps = cfg.max_steps is not None and self.counters["global_step"] >= cfg.max_steps
+        if self.world.distributed:  # the clocks differ: stop when any process is out of time
+            return distributed.sum_over_world([float(out_of_time)], self.world, self.device)[0] > 0 or out_of_steps
         return out_of_time or out_of_steps
 
     def _log_train_window(self, window: list[dict[str, float]], epoch: int, index_in_epoch: int) -> None:
@@ -307,6 +339,10 @@ class Trainer:
         of each other figure the loss reported (e.g. a self-critical run's reward)."""
         step = self.counters["global_step"]
         mean = {k: sum(f[k] for f in window) / len(window) for k in window[0] if all(k in f for f in window)}
+        if self.world.distributed:  # the mean over the processes' shares
+            names = list(mean)
+            sums = distributed.sum_over_world([mean[k] for k in names], self.world, self.device)
+            mean = {k: v / self.world.size for k, v in zip(names, sums)}
         row = {"step": step, "epoch": round(epoch + (index_in_epoch + 1) / self.steps_per_epoch, 5),
                "loss": mean.pop("loss"),
                "lr": self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"],
@@ -323,10 +359,11 @@ class Trainer:
         row.update({f"valid_{k}": v for k, v in valid.items()})
         self._append_csv("metrics.csv", row)
         self._log_scalars("valid", valid, step)
-        if self._improves(valid):
+        if self.world.is_main and self._improves(valid):
             self.model.save_pretrained(self.run_dir)  # the run directory itself is the best model
         self._save()
-        tqdm.write(f"epoch {epoch + 1}: valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
+        if self.world.is_main:
+            tqdm.write(f"epoch {epoch + 1}: valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
 
     def _validate_partial_epoch(self) -> None:
         """On a time-budget stop, keep the current weights as the run's model if they validate best."""
@@ -336,11 +373,12 @@ class Trainer:
                "seconds": round(self.counters["train_seconds"], 2)}
         row.update({f"valid_{k}": v for k, v in valid.items()})
         self._append_csv("metrics.csv", row)
-        if self._improves(valid):
+        if self.world.is_main and self._improves(valid):
             self.model.save_pretrained(self.run_dir)
             self._save()  # so a resumed run knows this best value
-        tqdm.write(f"time budget reached at step {self.counters['global_step']}: valid "
-                   + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
+        if self.world.is_main:
+            tqdm.write(f"time budget reached at step {self.counters['global_step']}: valid "
+                       + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
 
     def plot(self) -> Path | None:
         from pixloom.viz import plot_training_curves

@@ -90,11 +90,14 @@ def train_captioner(model_cls, args) -> int:
             "n_parameters": model.num_parameters(), "vocab_size": len(model.vocab),
             "train_images": len(train_set), "train_pairs": len(train_data), "valid_images": len(valid_set),
             "feature_seconds": round(feature_seconds, 1), "threads": torch.get_num_threads()}
-    print(f"training {model_cls.name} ({model.num_parameters():,} parameters, {len(model.vocab):,} words) on "
-          f"{data_name}: {len(train_set):,} train images / {len(train_data):,} pairs, {len(valid_set):,} valid images "
-          f"-> {out}", file=sys.stderr)
     trainer = Trainer(model, train_data, valid_data, train_config, out, run_info=info)
-    print(trainer.summary_line(trainer.fit(resume=args.resume)))
+    if trainer.world.is_main:
+        print(f"training {model_cls.name} ({model.num_parameters():,} parameters, {len(model.vocab):,} words) on "
+              f"{data_name}: {len(train_set):,} train images / {len(train_data):,} pairs, "
+              f"{len(valid_set):,} valid images -> {out}", file=sys.stderr)
+    summary = trainer.fit(resume=args.resume)
+    if trainer.world.is_main:
+        print(trainer.summary_line(summary))
     return 0
 
 
