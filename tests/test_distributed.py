@@ -118,3 +118,16 @@ def test_each_process_trains_and_validates_on_its_own_share(tmp_path):
     validated = [i for rank in seen for ids in rank["valid"] for i in ids]
     assert sorted(validated) == list(range(40, 50))
     assert len(set(i for ids in seen[0]["valid"] for i in ids)) == 5
+
+
+def test_a_half_set_torchrun_environment_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from pixloom.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    assert main(["train", "row-lstm", "--data", "sample-binarized", "--max-steps", "1", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pixloom: error: could not join the torchrun process group (WORLD_SIZE=2)")
+    assert "MASTER_ADDR" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()

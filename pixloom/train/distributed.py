@@ -57,8 +57,16 @@ def start(device: str = "auto") -> World:
         raise PixloomError("this torch build has no torch.distributed; run without torchrun")
     use_gpu = device != "cpu" and torch.cuda.is_available()
     if use_gpu:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend="nccl" if use_gpu else "gloo")
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= torch.cuda.device_count():
+            raise PixloomError(f"process {local_rank} of this machine has no GPU of its own "
+                               f"({torch.cuda.device_count()} visible); start at most that many processes per node")
+        torch.cuda.set_device(local_rank)
+    try:
+        dist.init_process_group(backend="nccl" if use_gpu else "gloo")
+    except (ValueError, RuntimeError) as exc:  # e.g. WORLD_SIZE set by hand without MASTER_ADDR
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PixloomError(f"could not join the torchrun process group (WORLD_SIZE={size}): {first}") from None
     return current()
 
 
