@@ -192,7 +192,8 @@ class Trainer:
         count = 0
         size = self.config.eval_batch_size
         everything = torch.arange(len(self.valid_data))
-        mine = everything[self.world.rank::self.world.size] if len(everything) >= self.world.size else everything
+        split = self.world.distributed and len(everything) >= self.world.size  # every process gets a share
+        mine = everything[self.world.rank::self.world.size] if split else everything
         for start in range(0, len(mine), size):
             indices = mine[start:start + size]
             out = self.model.loss(move_batch(self.valid_data.get_batch(indices), self.device))
@@ -200,7 +201,7 @@ class Trainer:
                 totals[k] = totals.get(k, 0.0) + float(v) * len(indices)
             count += len(indices)
         names = list(totals)  # the loss reports its figures in the same order on every process
-        if self.world.distributed and len(everything) >= self.world.size:  # every process held a share
+        if split:
             *sums, count = distributed.sum_over_world([totals[k] for k in names] + [count], self.world, self.device)
             totals = dict(zip(names, sums))
         return {k: totals[k] / max(1, count) for k in names}
