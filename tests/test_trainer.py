@@ -47,15 +47,16 @@ def test_training_lowers_validation_loss_and_writes_run(tmp_path):
         assert [int(float(r["epoch"])) for r in csv.DictReader(handle)] == [1, 2, 3, 4]
 
 
-def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_resume_reproduces_an_uninterrupted_run(tmp_path, ema_decay):
     data = tiny_binary_dataset(n=100)  # 7 steps per epoch, the last one partial
     valid = tiny_binary_dataset(n=20, seed=1)
-    Trainer(_model(), data, valid, _config(), tmp_path / "full").fit()
+    Trainer(_model(), data, valid, _config(ema_decay=ema_decay), tmp_path / "full").fit()
     # Stop mid-epoch (step 10 of 21), then resume in a fresh Trainer with a fresh model object.
-    first = Trainer(_model(), data, valid, _config(max_steps=10), tmp_path / "split").fit()
+    first = Trainer(_model(), data, valid, _config(max_steps=10, ema_decay=ema_decay), tmp_path / "split").fit()
     assert first["stopped_early"] and first["global_step"] == 10
     torch.manual_seed(12345)  # disturb the global RNG: resume must restore it
-    Trainer(_model(seed=99), data, valid, _config(), tmp_path / "split").fit(resume=True)
+    Trainer(_model(seed=99), data, valid, _config(ema_decay=ema_decay), tmp_path / "split").fit(resume=True)
     full, split = _losses(tmp_path / "full"), _losses(tmp_path / "split")
     assert len(full) == 21
     assert full == split  # bit-for-bit equal losses at every step
@@ -166,3 +167,42 @@ def test_weight_decay_uses_decoupled_adamw(tmp_path):
     assert type(plain.optimizers["model"]) is torch.optim.Adam
     assert isinstance(decayed.optimizers["model"], torch.optim.AdamW)
     assert decayed.optimizers["model"].param_groups[0]["weight_decay"] == 0.1
+
+
+class _RecordingTrainer(Trainer):
+    """Keeps the raw weights after every optimiser step."""
+
+    def train_step(self, batch):
+        figures = super().train_step(batch)
+        self.history.append({k: v.detach().clone() for k, v in self.model.named_parameters()})
+        return figures
+
+
+def test_moving_average_of_the_weights_is_what_is_validated_and_saved(tmp_path):
+    data = tiny_binary_dataset(n=64)  # 4 steps
+    valid = tiny_binary_dataset(n=16, seed=1)
+    trainer = _RecordingTrainer(_model(), data, valid, _config(epochs=1, ema_decay=0.6), tmp_path / "run")
+    trainer.history = []
+    trainer.fit()
+    assert len(trainer.history) == 4
+    expected = trainer.history[0]  # the average starts at the first step's weights
+    for weights in trainer.history[1:]:
+        expected = {k: 0.6 * expected[k] + 0.4 * weights[k] for k in expected}
+    saved = dict(RowLSTM.from_pretrained(tmp_path / "run").named_parameters())
+    for name, value in expected.items():
+        torch.testing.assert_close(saved[name], value, rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(saved[k], trainer.history[-1][k]) for k in expected)
+    # The validation loss in metrics.csv is the averaged model's, not the raw one's.
+    with open(tmp_path / "run" / "metrics.csv", newline="") as handle:
+        logged = float(next(csv.DictReader(handle))["valid_loss"])
+    averaged = Trainer(RowLSTM.from_pretrained(tmp_path / "run"), data, valid, _config(), tmp_path / "p1").validate()
+    raw = Trainer(trainer.model, data, valid, _config(), tmp_path / "p2").validate()
+    assert logged == pytest.approx(averaged["loss"], abs=1e-6)
+    assert abs(logged - raw["loss"]) > 1e-5
+    # The checkpoint keeps the average, so that a resumed run goes on averaging.
+    assert (latest_checkpoint(tmp_path / "run") / "averaged.safetensors").is_file()
+
+
+def test_moving_average_decay_outside_zero_to_one_is_refused(tmp_path):
+    with pytest.raises(PixloomError, match="--ema must lie strictly between 0 and 1"):
+        Trainer(_model(), tiny_binary_dataset(n=16), tiny_binary_dataset(n=8), _config(ema_decay=1.0), tmp_path)

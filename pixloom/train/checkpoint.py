@@ -6,6 +6,7 @@ A run directory holds::
     checkpoints/ckpt-<step>/               complete training states
         config.json, model.safetensors     model at that step
         optimizer.safetensors              every tensor of every optimizer state
+        averaged.safetensors               the moving average of the weights (runs with --ema)
         trainer_state.json                 counters, param groups, scheduler and RNG states
     checkpoints/latest                     name of the newest complete checkpoint (atomic rename)
 
@@ -94,8 +95,10 @@ def _to_tuple(obj):
     return tuple(_to_tuple(v) for v in obj) if isinstance(obj, list) else obj
 
 
-def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, schedulers: dict, counters: dict) -> Path:
-    """Write a complete checkpoint, then point ``latest`` at it, then prune old ones."""
+def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, schedulers: dict, counters: dict,
+                    average=None) -> Path:
+    """Write a complete checkpoint, then point ``latest`` at it, then prune old ones. ``average`` is
+    the run's :class:`~pixloom.train.averaging.WeightAverage`, if it keeps one."""
     root = Path(run_dir) / "checkpoints"
     target = root / f"ckpt-{step:09d}"
     if target.exists():
@@ -109,6 +112,8 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, scheduler
         "counters": counters,
     }
     atomic_save_tensors(target / "optimizer.safetensors", tensors)
+    if average is not None:
+        atomic_save_tensors(target / "averaged.safetensors", average.state_tensors())
     atomic_write_json(target / "trainer_state.json", skeleton)
     atomic_write_text(root / "latest", target.name + "\n")
     for old in sorted(root.glob("ckpt-*"))[:-KEEP_CHECKPOINTS]:
@@ -127,8 +132,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return target
 
 
-def load_checkpoint(directory: Path, model, optimizers: dict, schedulers: dict) -> dict:
-    """Restore model, optimizers, schedulers and RNG states; return the saved counters."""
+def load_checkpoint(directory: Path, model, optimizers: dict, schedulers: dict, average=None) -> dict:
+    """Restore model, optimizers, schedulers, RNG states and (when both the run and the checkpoint
+    keep one) the weight average; return the saved counters. A checkpoint without an average
+    starts ``average`` afresh from the restored weights."""
     skeleton = read_json(directory / "trainer_state.json")
     tensors = load_tensors(directory / "optimizer.safetensors")
     loaded = type(model).from_pretrained(directory, map_location=model.device)
@@ -139,6 +146,8 @@ def load_checkpoint(directory: Path, model, optimizers: dict, schedulers: dict) 
         for name, sched in schedulers.items():
             sched.load_state_dict(_join_state(skeleton["schedulers"][name], tensors))
         set_rng_state(_join_state(skeleton["rng"], tensors))
+        if average is not None and (directory / "averaged.safetensors").is_file():
+            average.load_state_tensors(load_tensors(directory / "averaged.safetensors"))
     except (KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {directory} does not fit this run: {str(exc).splitlines()[0]}") from None
     return skeleton["counters"]

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from pixloom.errors import PixloomError, TrainingDiverged
 from pixloom.io import atomic_write_json, atomic_write_text
 from pixloom.train import distributed
+from pixloom.train.averaging import WeightAverage
 from pixloom.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 
 
@@ -44,6 +45,7 @@ class TrainConfig:
     max_minutes: float | None = None  # stop (with a checkpoint) after this much training time
     max_steps: int | None = None  # stop (with a checkpoint) after this many optimiser steps in all
     checkpoint_minutes: float = 10.0  # also checkpoint this often inside an epoch
+    ema_decay: float = 0.0  # > 0: validate, pick and save a moving average of the weights
     eval_batch_size: int = 256
     log_every: int = 20  # steps between rows of train_log.csv
     seed: int = 0
@@ -92,6 +94,7 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * config.epochs
         # Under torchrun, the wrapper whose forward is model.loss and whose backward averages gradients.
         self.parallel_loss = distributed.data_parallel(self.model, self.device) if self.world.distributed else None
+        self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay else None
         self.optimizers = self.make_optimizers()
         self.schedulers = {name: self.make_scheduler(opt) for name, opt in self.optimizers.items()}
         self.counters = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_valid": None,
@@ -143,13 +146,18 @@ class Trainer:
                 f"(epoch {self.counters['epoch'] + 1}); {kept}; try a lower --lr or --grad-clip"
             )
 
+    def evaluated_model(self):
+        """The weights that are validated and saved: the moving average under ``ema_decay``,
+        else the trained model itself."""
+        return self.average.model(self.model) if self.average is not None else self.model
+
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean of the model's loss figures on the validation set. Runs under a forked RNG so
         that validating never changes the random stream training sees."""
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             figures = self._validate()
-            scores = getattr(self.model, "validation_scores", None)
+            scores = getattr(self.evaluated_model(), "validation_scores", None)
             if scores is not None and self.world.is_main:  # only process 0 picks and saves the best model
                 figures.update(scores(self.valid_data))
             return figures
@@ -187,7 +195,8 @@ class Trainer:
         return False
 
     def _validate(self) -> dict[str, float]:
-        self.model.eval()
+        model = self.evaluated_model()
+        model.eval()
         totals: dict[str, float] = {}
         count = 0
         size = self.config.eval_batch_size
@@ -196,7 +205,7 @@ class Trainer:
         mine = everything[self.world.rank::self.world.size] if split else everything
         for start in range(0, len(mine), size):
             indices = mine[start:start + size]
-            out = self.model.loss(move_batch(self.valid_data.get_batch(indices), self.device))
+            out = model.loss(move_batch(self.valid_data.get_batch(indices), self.device))
             for k, v in out.items():
                 totals[k] = totals.get(k, 0.0) + float(v) * len(indices)
             count += len(indices)
@@ -209,7 +218,7 @@ class Trainer:
     def _save(self) -> None:
         if self.world.is_main:
             save_checkpoint(self.run_dir, self.counters["global_step"], self.model, self.optimizers, self.schedulers,
-                            dict(self.counters))
+                            dict(self.counters), self.average)
 
     def _append_csv(self, name: str, row: dict) -> None:
         if not self.world.is_main:
@@ -258,7 +267,7 @@ class Trainer:
             ckpt = latest_checkpoint(self.run_dir)
             if ckpt is None:
                 raise PixloomError(f"--resume: no checkpoint in {self.run_dir}")
-            self.counters.update(load_checkpoint(ckpt, self.model, self.optimizers, self.schedulers))
+            self.counters.update(load_checkpoint(ckpt, self.model, self.optimizers, self.schedulers, self.average))
             if not world.is_main:  # the checkpoint holds process 0's random state
                 torch.manual_seed(cfg.seed + 7919 * world.rank + self.counters["global_step"])
             self._truncate_logs(self.counters["global_step"])
@@ -295,6 +304,8 @@ class Trainer:
                     i = self.counters["step_in_epoch"]
                     indices = distributed.shard(order[i * cfg.batch_size:(i + 1) * cfg.batch_size], world)
                     figures = self.train_step(move_batch(self.train_data.get_batch(indices), self.device))
+                    if self.average is not None:
+                        self.average.update(self.model)
                     self.counters["step_in_epoch"] += 1
                     self.counters["global_step"] += 1
                     step = self.counters["global_step"]
@@ -361,7 +372,7 @@ class Trainer:
         self._append_csv("metrics.csv", row)
         self._log_scalars("valid", valid, step)
         if self.world.is_main and self._improves(valid):
-            self.model.save_pretrained(self.run_dir)  # the run directory itself is the best model
+            self.evaluated_model().save_pretrained(self.run_dir)  # the run directory itself is the best model
         self._save()
         if self.world.is_main:
             tqdm.write(f"epoch {epoch + 1}: valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
@@ -375,7 +386,7 @@ class Trainer:
         row.update({f"valid_{k}": v for k, v in valid.items()})
         self._append_csv("metrics.csv", row)
         if self.world.is_main and self._improves(valid):
-            self.model.save_pretrained(self.run_dir)
+            self.evaluated_model().save_pretrained(self.run_dir)
             self._save()  # so a resumed run knows this best value
         if self.world.is_main:
             tqdm.write(f"time budget reached at step {self.counters['global_step']}: valid "
