@@ -20,7 +20,6 @@ class WeightAverage:
     def __init__(self, model: torch.nn.Module, decay: float):
         if not 0.0 < decay < 1.0:
             raise PixloomError(f"--ema must lie strictly between 0 and 1 (e.g. 0.999), got {decay}")
-        self.decay = decay
         self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay))
 
     def update(self, model: torch.nn.Module) -> None:
