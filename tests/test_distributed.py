@@ -131,3 +131,30 @@ def test_a_half_set_torchrun_environment_is_a_one_line_error(tmp_path, monkeypat
     assert err.startswith("pixloom: error: could not join the torchrun process group (WORLD_SIZE=2)")
     assert "MASTER_ADDR" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+NOISY = ["train", "recurrent-vae", "--data", "sample-binarized", "--limit-train", "160", "--limit-valid", "32",
+         "--set", "hidden_size=16", "--set", "latent_size=4", "--batch-size", "16", "--epochs", "2",
+         "--lr", "3e-3", "--seed", "3", "--device", "cpu", "--quiet"]  # 20 steps; each process draws its own z
+
+
+def test_two_processes_resume_exactly(tmp_path):
+    """A checkpoint keeps every process's random state, so a stopped and resumed two-process run of
+    a model that samples noise in training ends with the very weights of an uninterrupted one."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "pixloom"]
+
+    def run(*extra):
+        done = subprocess.run([*torchrun, *NOISY, *extra], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+
+    run("--out", str(tmp_path / "whole"))
+    run("--out", str(tmp_path / "split"), "--max-steps", "13")  # stops mid-epoch 2
+    assert (tmp_path / "split" / "checkpoints" / "ckpt-000000013" / "random_states.safetensors").is_file()
+    run("--out", str(tmp_path / "split"), "--resume")
+    whole, split = _latest_weights(tmp_path / "whole"), _latest_weights(tmp_path / "split")
+    assert whole.keys() == split.keys()
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+    last_whole, last_split = _rows(tmp_path / "whole" / "metrics.csv")[-1], _rows(tmp_path / "split" / "metrics.csv")[-1]
+    assert last_whole["step"] == last_split["step"] == "20"
+    assert last_whole["valid_loss"] == last_split["valid_loss"]

@@ -7,6 +7,7 @@ A run directory holds::
         config.json, model.safetensors     model at that step
         optimizer.safetensors              every tensor of every optimizer state
         averaged.safetensors               the moving average of the weights (runs with --ema)
+        random_states.safetensors          every process's torch random state (torchrun runs)
         trainer_state.json                 counters, param groups, scheduler and RNG states
     checkpoints/latest                     name of the newest complete checkpoint (atomic rename)
 
@@ -96,9 +97,11 @@ def _to_tuple(obj):
 
 
 def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, schedulers: dict, counters: dict,
-                    average=None) -> Path:
+                    average=None, process_random_states: list[torch.Tensor] | None = None) -> Path:
     """Write a complete checkpoint, then point ``latest`` at it, then prune old ones. ``average`` is
-    the run's :class:`~pixloom.train.averaging.WeightAverage`, if it keeps one."""
+    the run's :class:`~pixloom.train.averaging.WeightAverage`, if it keeps one;
+    ``process_random_states`` the random state of each process of a multi-process run, in rank
+    order (process 0's full state is saved in any case)."""
     root = Path(run_dir) / "checkpoints"
     target = root / f"ckpt-{step:09d}"
     if target.exists():
@@ -114,6 +117,9 @@ def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, scheduler
     atomic_save_tensors(target / "optimizer.safetensors", tensors)
     if average is not None:
         atomic_save_tensors(target / "averaged.safetensors", average.state_tensors())
+    if process_random_states is not None and len(process_random_states) > 1:
+        atomic_save_tensors(target / "random_states.safetensors",
+                            {f"process{rank}": state for rank, state in enumerate(process_random_states)})
     atomic_write_json(target / "trainer_state.json", skeleton)
     atomic_write_text(root / "latest", target.name + "\n")
     for old in sorted(root.glob("ckpt-*"))[:-KEEP_CHECKPOINTS]:
@@ -151,6 +157,19 @@ def load_checkpoint(directory: Path, model, optimizers: dict, schedulers: dict, 
     except (KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"checkpoint {directory} does not fit this run: {str(exc).splitlines()[0]}") from None
     return skeleton["counters"]
+
+
+def process_random_state(directory: Path, rank: int, world_size: int) -> torch.Tensor | None:
+    """Process ``rank``'s saved random state, when the checkpoint was written by a run of
+    ``world_size`` processes; ``None`` otherwise (a different number of processes, or an older
+    checkpoint)."""
+    path = Path(directory) / "random_states.safetensors"
+    if not path.is_file():
+        return None
+    states = load_tensors(path)
+    if sorted(states) != sorted(f"process{k}" for k in range(world_size)):
+        return None
+    return states[f"process{rank}"]
 
 
 def resumable_run(run_dir: Path, model_name: str) -> tuple[dict, Path]:

@@ -10,7 +10,8 @@ of equal size per process, one step equals a single-process step on the whole ba
 ``--batch-size`` stays the global batch and the schedule counts the same steps.
 
 Only process 0 writes (logs, checkpoints, the best model) and shows progress; every process
-validates a share of the validation set. A resumed run continues from process 0's checkpoint.
+validates a share of the validation set. A checkpoint also keeps every process's random state
+(:func:`gather_random_states`), so a run resumed with as many processes continues exactly.
 """
 
 from __future__ import annotations
@@ -98,6 +99,28 @@ def sum_over_world(values: list[float], world: World, device: torch.device) -> l
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def gather_random_states(world: World, device: torch.device) -> list[torch.Tensor]:
+    """Every process's torch random state (CPU, then its GPU's when it has one) as uint8 tensors
+    in rank order, on every process: all processes must call this at the same step."""
+    mine = torch.get_rng_state()
+    if device.type == "cuda":
+        mine = torch.cat([mine, torch.cuda.get_rng_state(device)])
+    if not world.distributed:
+        return [mine]
+    mine = mine.to(device)
+    every = [torch.empty_like(mine) for _ in range(world.size)]
+    dist.all_gather(every, mine)
+    return [state.cpu() for state in every]
+
+
+def set_random_state(state: torch.Tensor, device: torch.device) -> None:
+    """Restore a state from :func:`gather_random_states` in this process."""
+    cpu_size = torch.get_rng_state().numel()
+    torch.set_rng_state(state[:cpu_size].clone())
+    if device.type == "cuda" and state.numel() > cpu_size:
+        torch.cuda.set_rng_state(state[cpu_size:].clone(), device)
 
 
 class LossModule(nn.Module):

@@ -30,7 +30,7 @@ from pixloom.errors import PixloomError, TrainingDiverged
 from pixloom.io import atomic_write_json, atomic_write_text
 from pixloom.train import distributed
 from pixloom.train.averaging import WeightAverage
-from pixloom.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from pixloom.train.checkpoint import latest_checkpoint, load_checkpoint, process_random_state, save_checkpoint
 
 
 @dataclass
@@ -215,10 +215,16 @@ class Trainer:
             totals = dict(zip(names, sums))
         return {k: totals[k] / max(1, count) for k in names}
 
-    def _save(self) -> None:
+    def _save(self, every_process: bool = True) -> None:
+        """Checkpoint. In a multi-process run every process must call this at the same step (it
+        gathers their random states), unless ``every_process`` is False (an interrupt): then
+        only process 0's random state is kept."""
+        states = None
+        if self.world.distributed and every_process:
+            states = distributed.gather_random_states(self.world, self.device)
         if self.world.is_main:
             save_checkpoint(self.run_dir, self.counters["global_step"], self.model, self.optimizers, self.schedulers,
-                            dict(self.counters), self.average)
+                            dict(self.counters), self.average, states)
 
     def _append_csv(self, name: str, row: dict) -> None:
         if not self.world.is_main:
@@ -268,8 +274,12 @@ class Trainer:
             if ckpt is None:
                 raise PixloomError(f"--resume: no checkpoint in {self.run_dir}")
             self.counters.update(load_checkpoint(ckpt, self.model, self.optimizers, self.schedulers, self.average))
-            if not world.is_main:  # the checkpoint holds process 0's random state
-                torch.manual_seed(cfg.seed + 7919 * world.rank + self.counters["global_step"])
+            if world.distributed:
+                state = process_random_state(ckpt, world.rank, world.size)
+                if state is not None:
+                    distributed.set_random_state(state, self.device)
+                elif not world.is_main:  # saved by a different number of processes: a fresh stream
+                    torch.manual_seed(cfg.seed + 7919 * world.rank + self.counters["global_step"])
             self._truncate_logs(self.counters["global_step"])
         else:
             if latest_checkpoint(self.run_dir) is not None:
@@ -317,8 +327,8 @@ class Trainer:
                     if step % cfg.log_every == 0:
                         self._log_train_window(window, epoch, i)
                         window = []
-                    stopped_early = self._budget_spent()
-                    if not stopped_early and now - last_checkpoint >= cfg.checkpoint_minutes * 60:
+                    stopped_early, checkpoint_due = self._budget_spent(now - last_checkpoint >= cfg.checkpoint_minutes * 60)
+                    if not stopped_early and checkpoint_due:
                         self._save()
                         last_checkpoint = now
                 bar.close()
@@ -329,7 +339,7 @@ class Trainer:
                     self._save()
                     self._validate_partial_epoch()
         except KeyboardInterrupt:
-            self._save()
+            self._save(every_process=False)  # the other processes may be anywhere
             raise PixloomError(f"interrupted; state saved, continue with --resume --out {self.run_dir}") from None
         finally:
             if self._tensorboard is not None:
@@ -338,13 +348,17 @@ class Trainer:
             self.plot()
         return {"stopped_early": stopped_early and self.counters["epoch"] < cfg.epochs, **self.counters}
 
-    def _budget_spent(self) -> bool:
+    def _budget_spent(self, checkpoint_due: bool) -> tuple[bool, bool]:
+        """(stop now, checkpoint now). The clocks of several processes differ: they stop when any
+        of them is out of time, and checkpoint when process 0's clock says so, all at one step."""
         cfg = self.config
         out_of_time = cfg.max_minutes is not None and self.counters["train_seconds"] >= cfg.max_minutes * 60
         out_of_steps = cfg.max_steps is not None and self.counters["global_step"] >= cfg.max_steps
-        if self.world.distributed:  # the clocks differ: stop when any process is out of time
-            return distributed.sum_over_world([float(out_of_time)], self.world, self.device)[0] > 0 or out_of_steps
-        return out_of_time or out_of_steps
+        if self.world.distributed:
+            main_due = checkpoint_due and self.world.is_main
+            any_out, due = distributed.sum_over_world([float(out_of_time), float(main_due)], self.world, self.device)
+            return any_out > 0 or out_of_steps, due > 0
+        return out_of_time or out_of_steps, checkpoint_due
 
     def _log_train_window(self, window: list[dict[str, float]], epoch: int, index_in_epoch: int) -> None:
         """One row of train_log.csv: step, epoch, the window's mean loss, lr, seconds, then the mean
@@ -385,8 +399,10 @@ class Trainer:
                "seconds": round(self.counters["train_seconds"], 2)}
         row.update({f"valid_{k}": v for k, v in valid.items()})
         self._append_csv("metrics.csv", row)
-        if self.world.is_main and self._improves(valid):
+        improved = self.world.is_main and self._improves(valid)
+        if self.world.is_main and improved:
             self.evaluated_model().save_pretrained(self.run_dir)
+        if distributed.sum_over_world([float(improved)], self.world, self.device)[0] > 0:
             self._save()  # so a resumed run knows this best value
         if self.world.is_main:
             tqdm.write(f"time budget reached at step {self.counters['global_step']}: valid "
