@@ -184,7 +184,7 @@ def cmd_train(args) -> int:
 def _train(args, world) -> int:
     from pixloom.data import load_dataset
     from pixloom.models import get_model_class
-    from pixloom.train.checkpoint import resumable_run
+    from pixloom.train.checkpoint import latest_checkpoint, resumable_run
     from pixloom.train.trainer import Trainer, TrainConfig
 
     out = Path(args.out)
@@ -200,6 +200,8 @@ def _train(args, world) -> int:
     if args.resume:
         saved, ckpt = resumable_run(out, args.model)
         data_name = data_name or saved.get("data")
+    elif latest_checkpoint(out) is not None:  # before any data is read (Trainer.fit checks again)
+        raise PixloomError(f"{out} already holds a run; pass --resume to continue it or pick another --out")
     if not data_name:
         raise PixloomError("--data is required (" + DATA_HELP + ")")
     train_data = load_dataset(data_name, "train", data_dir=args.data_dir).subset(args.limit_train)
@@ -218,11 +220,11 @@ def _train(args, world) -> int:
     )
     info = {"model": args.model, "data": data_name, "command": " ".join(["pixloom"] + sys.argv[1:]),
             "n_parameters": model.num_parameters()}
+    trainer = Trainer(model, train_data, valid_data, train_config, out, run_info=info)  # checks the options first
     if world.is_main:
         processes = f" in {world.size} processes" if world.distributed else ""
         print(f"training {args.model} ({model.num_parameters():,} parameters) on {data_name}: "
               f"{len(train_data):,} train / {len(valid_data):,} valid images{processes} -> {out}", file=sys.stderr)
-    trainer = Trainer(model, train_data, valid_data, train_config, out, run_info=info)
     summary = trainer.fit(resume=args.resume)
     if not world.is_main:
         return 0

@@ -89,6 +89,7 @@ BAD_INPUTS = [
     (["train", "row-lstm", "--data", "sample", "--out", "{run}"], "already holds a run"),
     (["train", "row-lstm", "--data", "sample", "--weight-decay", "-0.1", "--out", "{tmp}/wd"], "--weight-decay must not be negative"),
     (["ensemble", "{run}", "{run}", "--out", "{tmp}/ens"], "only trained captioners"),
+    (["train", "row-lstm", "--data", "sample", "--ema", "1.5", "--out", "{tmp}/ema"], "--ema must lie strictly"),
 ]
 
 
@@ -119,7 +120,9 @@ def test_bad_input_gives_one_line_and_exit_2(argv, message, trained_run, tmp_pat
     code, out, err = run_cli(argv, capsys)
     assert code == 2, err
     errors = [line for line in err.strip().splitlines() if line.startswith("pixloom: error:")]
+    others = [line for line in err.strip().splitlines() if line not in errors]
     assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    assert all(line.startswith("pixloom: downloading ") for line in others), err  # e.g. no "training ..." first
     assert message in errors[0]
     assert "Traceback" not in err
 
