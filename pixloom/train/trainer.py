@@ -327,7 +327,7 @@ class Trainer:
                     if step % cfg.log_every == 0:
                         self._log_train_window(window, epoch, i)
                         window = []
-                    stopped_early, checkpoint_due = self._budget_spent(now - last_checkpoint >= cfg.checkpoint_minutes * 60)
+                    stopped_early, checkpoint_due = self._stop_or_checkpoint_now(now - last_checkpoint >= cfg.checkpoint_minutes * 60)
                     if not stopped_early and checkpoint_due:
                         self._save()
                         last_checkpoint = now
@@ -348,7 +348,7 @@ class Trainer:
             self.plot()
         return {"stopped_early": stopped_early and self.counters["epoch"] < cfg.epochs, **self.counters}
 
-    def _budget_spent(self, checkpoint_due: bool) -> tuple[bool, bool]:
+    def _stop_or_checkpoint_now(self, checkpoint_due: bool) -> tuple[bool, bool]:
         """(stop now, checkpoint now). The clocks of several processes differ: they stop when any
         of them is out of time, and checkpoint when process 0's clock says so, all at one step."""
         cfg = self.config
@@ -400,7 +400,7 @@ class Trainer:
         row.update({f"valid_{k}": v for k, v in valid.items()})
         self._append_csv("metrics.csv", row)
         improved = self.world.is_main and self._improves(valid)
-        if self.world.is_main and improved:
+        if improved:
             self.evaluated_model().save_pretrained(self.run_dir)
         if distributed.sum_over_world([float(improved)], self.world, self.device)[0] > 0:
             self._save()  # so a resumed run knows this best value
