@@ -184,7 +184,7 @@ def cmd_train(args) -> int:
 def _train(args, world) -> int:
     from pixloom.data import load_dataset
     from pixloom.models import get_model_class
-    from pixloom.train.checkpoint import latest_checkpoint, resumable_run
+    from pixloom.train.checkpoint import refuse_existing_run, resumable_run
     from pixloom.train.trainer import Trainer, TrainConfig
 
     out = Path(args.out)
@@ -200,8 +200,8 @@ def _train(args, world) -> int:
     if args.resume:
         saved, ckpt = resumable_run(out, args.model)
         data_name = data_name or saved.get("data")
-    elif latest_checkpoint(out) is not None:  # before any data is read (Trainer.fit checks again)
-        raise PixloomError(f"{out} already holds a run; pass --resume to continue it or pick another --out")
+    else:
+        refuse_existing_run(out)  # before any data is read (Trainer.fit checks again)
     if not data_name:
         raise PixloomError("--data is required (" + DATA_HELP + ")")
     train_data = load_dataset(data_name, "train", data_dir=args.data_dir).subset(args.limit_train)

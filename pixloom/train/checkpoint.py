@@ -138,6 +138,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return target
 
 
+def refuse_existing_run(run_dir: Path) -> None:
+    """For a new run: a one-line error when ``run_dir`` already holds a checkpointed run."""
+    if latest_checkpoint(run_dir) is not None:
+        from pixloom.errors import PixloomError
+
+        raise PixloomError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --out")
+
+
 def load_checkpoint(directory: Path, model, optimizers: dict, schedulers: dict, average=None) -> dict:
     """Restore model, optimizers, schedulers, RNG states and (when both the run and the checkpoint
     keep one) the weight average; return the saved counters. A checkpoint without an average

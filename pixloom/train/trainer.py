@@ -30,7 +30,8 @@ from pixloom.errors import PixloomError, TrainingDiverged
 from pixloom.io import atomic_write_json, atomic_write_text
 from pixloom.train import distributed
 from pixloom.train.averaging import WeightAverage
-from pixloom.train.checkpoint import latest_checkpoint, load_checkpoint, process_random_state, save_checkpoint
+from pixloom.train.checkpoint import (latest_checkpoint, load_checkpoint, process_random_state, refuse_existing_run,
+                                      save_checkpoint)
 
 
 @dataclass
@@ -282,8 +283,7 @@ class Trainer:
                     torch.manual_seed(cfg.seed + 7919 * world.rank + self.counters["global_step"])
             self._truncate_logs(self.counters["global_step"])
         else:
-            if latest_checkpoint(self.run_dir) is not None:
-                raise PixloomError(f"{self.run_dir} already holds a run; pass --resume to continue it or pick another --out")
+            refuse_existing_run(self.run_dir)
             if world.is_main:
                 for name in ("train_log.csv", "metrics.csv"):
                     (self.run_dir / name).unlink(missing_ok=True)
