@@ -53,6 +53,24 @@ def build_image_model_config(model_cls, dataset, overrides: dict, conditional: b
     return config_from_dict(model_cls.config_class, values)
 
 
+def _initialised_from(model_cls, source: str, dataset, overrides: dict, conditional: bool):
+    """``train --init RUN``: a new run that starts from the weights of a saved model (fine-tuning
+    with a new schedule, batch size or optimizer); the data must have the shape it was trained on."""
+    start = model_cls.from_pretrained(source)
+    fits_data = build_image_model_config(model_cls, dataset, {}, conditional or bool(getattr(start.config, "num_classes", 0)))
+    for key in ("channels", "height", "width", "levels", "num_classes"):
+        saved, wanted = getattr(start.config, key, None), getattr(fits_data, key, None)
+        if saved != wanted:
+            raise PixloomError(f"--init {source}: it was trained with {key} = {saved}, the data has {wanted}")
+    try:
+        model = model_cls(dataclasses.replace(start.config, **overrides))
+        model.load_state_dict(start.state_dict())
+    except (RuntimeError, TypeError, PixloomError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PixloomError(f"--init {source}: its weights do not fit the --set options ({first})") from None
+    return model
+
+
 def _image_generator(run: str, device: str = "cpu"):
     from pixloom.models.image_model import ImageGenerator
 
@@ -193,8 +211,8 @@ def _train(args, world) -> int:
         if args.init and args.resume:
             raise PixloomError("--init starts a new run and --resume continues one: give only one of them")
         return model_cls.train_from_cli(args)
-    if args.init:
-        raise PixloomError(f"--init is for captioners; {args.model} starts from scratch or --resume")
+    if args.init and args.resume:
+        raise PixloomError("--init starts a new run and --resume continues one: give only one of them")
     data_name = args.data
     ckpt = None
     if args.resume:
@@ -208,6 +226,8 @@ def _train(args, world) -> int:
     valid_data = load_dataset(data_name, "valid", data_dir=args.data_dir).subset(args.limit_valid)
     if ckpt is not None:
         model = model_cls.from_pretrained(ckpt)
+    elif args.init:
+        model = _initialised_from(model_cls, args.init, train_data, _parse_sets(model_cls, args.set), args.conditional)
     else:
         config = build_image_model_config(model_cls, train_data, _parse_sets(model_cls, args.set), args.conditional)
         torch.manual_seed(args.seed)
@@ -419,8 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--init", metavar="RUN", help="captioning: start a new run from the weights of a saved model "
-                   "(e.g. self-critical fine-tuning with --set scst_samples=5)")
+    p.add_argument("--init", metavar="RUN", help="start a new run (new schedule, batch size, optimizer) from the "
+                   "weights of a saved model, e.g. a captioner's self-critical fine-tuning with --set scst_samples=5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
 

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pixloom.cli import main
@@ -71,6 +72,24 @@ def test_resume_continues_a_run(trained_run, tmp_path, capsys):
     assert len(rows) == 3  # header + epoch 1 (copied) + epoch 2 (resumed)
 
 
+def test_init_starts_a_new_run_from_the_weights_of_a_saved_model(trained_run, tmp_path):
+    from safetensors.torch import load_file
+
+    run = tmp_path / "finetuned"
+    assert main(["train", "row-lstm", "--data", "sample-binarized", "--limit-train", "16", "--limit-valid", "32",
+                 "--init", str(trained_run), "--epochs", "1", "--batch-size", "16", "--lr", "1e-12",
+                 "--out", str(run), "--quiet"]) == 0
+    start, after = load_file(trained_run / "model.safetensors"), load_file(run / "model.safetensors")
+    assert set(start) == set(after)
+    assert all(torch.allclose(start[k], after[k], rtol=0, atol=1e-9) for k in start)  # one step at lr ~ 0
+    fresh = tmp_path / "fresh"
+    assert main(["train", "row-lstm", "--data", "sample-binarized", "--limit-train", "16", "--limit-valid", "32",
+                 "--set", "hidden_size=16", "--set", "num_layers=1", "--epochs", "1", "--batch-size", "16",
+                 "--lr", "1e-12", "--out", str(fresh), "--quiet"]) == 0
+    new = load_file(fresh / "model.safetensors")
+    assert max(float((start[k] - new[k]).abs().max()) for k in start) > 1e-5  # the saved weights, not a new model
+
+
 BAD_INPUTS = [
     (["train", "no-such-model", "--data", "sample", "--out", "X"], "unknown model 'no-such-model'"),
     (["train", "row-lstm", "--data", "imagenet", "--out", "X"], "unknown data set"),
@@ -90,6 +109,11 @@ BAD_INPUTS = [
     (["train", "row-lstm", "--data", "sample", "--weight-decay", "-0.1", "--out", "{tmp}/wd"], "--weight-decay must not be negative"),
     (["ensemble", "{run}", "{run}", "--out", "{tmp}/ens"], "only trained captioners"),
     (["train", "row-lstm", "--data", "sample", "--ema", "1.5", "--out", "{tmp}/ema"], "--ema must lie strictly"),
+    (["train", "row-lstm", "--data", "sample", "--init", "{run}", "--out", "{tmp}/i"], "trained with levels = 2"),
+    (["train", "pixel-lstm", "--data", "sample-binarized", "--init", "{run}", "--out", "{tmp}/i"], "holds a 'row-lstm' model"),
+    (["train", "row-lstm", "--data", "sample-binarized", "--init", "{run}", "--set", "hidden_size=8", "--out", "{tmp}/i"],
+     "do not fit the --set options"),
+    (["train", "row-lstm", "--data", "sample-binarized", "--init", "{run}", "--resume", "--out", "{run}"], "give only one"),
 ]
 
 
