@@ -56,19 +56,15 @@ def build_image_model_config(model_cls, dataset, overrides: dict, conditional: b
 def _initialised_from(model_cls, source: str, dataset, overrides: dict, conditional: bool):
     """``train --init RUN``: a new run that starts from the weights of a saved model (fine-tuning
     with a new schedule, batch size or optimizer); the data must have the shape it was trained on."""
+    from pixloom.models.base import with_weights_of
+
     start = model_cls.from_pretrained(source)
     fits_data = build_image_model_config(model_cls, dataset, {}, conditional or bool(getattr(start.config, "num_classes", 0)))
     for key in ("channels", "height", "width", "levels", "num_classes"):
         saved, wanted = getattr(start.config, key, None), getattr(fits_data, key, None)
         if saved != wanted:
             raise PixloomError(f"--init {source}: it was trained with {key} = {saved}, the data has {wanted}")
-    try:
-        model = model_cls(dataclasses.replace(start.config, **overrides))
-        model.load_state_dict(start.state_dict())
-    except (RuntimeError, TypeError, PixloomError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PixloomError(f"--init {source}: its weights do not fit the --set options ({first})") from None
-    return model
+    return with_weights_of(start, overrides, source)
 
 
 def _image_generator(run: str, device: str = "cpu"):

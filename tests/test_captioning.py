@@ -556,9 +556,9 @@ def test_self_critical_cli_from_a_trained_run(synthetic_run, tmp_path, capsys):
     assert main(["train", "show-attend-tell", "--data", "synthetic", "--init", str(synthetic_run), "--set",
                  "scst_samples=1", "--out", str(tmp_path / "z"), "--quiet"]) == 2
     assert "at least 2" in capsys.readouterr().err and not (tmp_path / "z").exists()
-    assert main(["train", "row-lstm", "--data", "synthetic", "--init", str(synthetic_run), "--out",
+    assert main(["train", "row-lstm", "--data", "sample-binarized", "--init", str(synthetic_run), "--out",
                  str(tmp_path / "y")]) == 2
-    assert "--init is for captioners" in capsys.readouterr().err
+    assert "holds a 'show-attend-tell' model, not a 'row-lstm' model" in capsys.readouterr().err
 
 
 def test_ensemble_keeps_its_length_penalty(tmp_path, capsys):

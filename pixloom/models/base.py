@@ -160,6 +160,18 @@ class PixloomModel(nn.Module):
 INT8_SCALE = ":int8_row_scale"  # key suffix of the per-row scales of an int8-stored matrix
 
 
+def with_weights_of(start: PixloomModel, overrides: dict, source: str) -> PixloomModel:
+    """A new model of ``start``'s kind, its config changed by ``overrides``, holding ``start``'s
+    weights (``train --init SOURCE``); a one-line error when the weights no longer fit."""
+    try:
+        model = type(start)(dataclasses.replace(start.config, **overrides))
+        model.load_state_dict(start.state_dict())
+    except (RuntimeError, TypeError, PixloomError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PixloomError(f"--init {source}: its weights do not fit the --set options ({first})") from None
+    return model
+
+
 def quantize_int8(state: dict[str, torch.Tensor], min_size: int = 4096) -> dict[str, torch.Tensor]:
     """Storage format for shipping: each float matrix with at least ``min_size`` values becomes int8
     with one float32 scale per row (symmetric, w ~ q * scale, |error| <= scale / 2); every other

@@ -17,6 +17,7 @@ from torch import nn
 
 from pixloom.data.captions import Vocabulary
 from pixloom.errors import PixloomError
+from pixloom.models.base import with_weights_of
 from pixloom.models.captioning.base import Captioner
 from pixloom.models.captioning.decoding import Decoded
 
@@ -107,12 +108,7 @@ def initialised_from(model_cls, source, overrides: dict) -> Captioner:
     config changed by ``overrides`` (training options such as ``scst_samples``; the weights must
     still fit)."""
     start = model_cls.from_pretrained(source)
-    try:
-        model = model_cls(dataclasses.replace(start.config, **overrides))
-        model.load_state_dict(start.state_dict())
-    except (RuntimeError, TypeError, PixloomError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PixloomError(f"--init {source}: its weights do not fit the --set options ({first})") from None
+    model = with_weights_of(start, overrides, source)
     model.set_vocab(start.vocab)
     return model
 
