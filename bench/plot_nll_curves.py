@@ -1,6 +1,7 @@
 """Validation NLL against training time for the runs named on the command line -> one PNG.
 
     python bench/plot_nll_curves.py docs/img/nll-curves.png runs/bench-row-lstm runs/bench-pixel-lstm
+    python bench/plot_nll_curves.py --machine "one H100" docs/img/gpu-finetune-curves.png runs/gpu-pixelrnn ...
 
 Exact-likelihood runs plot their validation NLL; latent-variable runs (which log the ELBO) plot
 the negative ELBO, an upper bound on their NLL, and are labelled so.
@@ -19,7 +20,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def main() -> None:
-    out, runs = Path(sys.argv[1]), [Path(p) for p in sys.argv[2:]]
+    args = sys.argv[1:]
+    machine = "the shared 2-core CPU"
+    if args[:1] == ["--machine"]:
+        machine, args = args[1], args[2:]
+    out, runs = Path(args[0]), [Path(p) for p in args[1:]]
     fig, ax = plt.subplots(figsize=(6.5, 4), dpi=110)
     for run in runs:
         with open(run / "metrics.csv", newline="") as handle:
@@ -35,7 +40,7 @@ def main() -> None:
     for y, name in ((79.2, "PixelRNN 79.20"), (80.97, "DRAW 80.97")):
         ax.axhline(y, color="grey", lw=0.8, ls="--")
         ax.text(0, y + 0.3, name, fontsize=7, color="grey")
-    ax.set_xlabel("training time on the shared 2-core CPU (minutes)")
+    ax.set_xlabel(f"training time on {machine} (minutes)")
     ax.set_ylabel("validation NLL (nats / image)")
     ax.grid(alpha=0.3)
     ax.legend()
