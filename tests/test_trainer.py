@@ -53,8 +53,10 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, ema_decay):
     valid = tiny_binary_dataset(n=20, seed=1)
     Trainer(_model(), data, valid, _config(ema_decay=ema_decay), tmp_path / "full").fit()
     # Stop mid-epoch (step 10 of 21), then resume in a fresh Trainer with a fresh model object.
-    first = Trainer(_model(), data, valid, _config(max_steps=10, ema_decay=ema_decay), tmp_path / "split").fit()
+    stopped = Trainer(_model(), data, valid, _config(max_steps=10, ema_decay=ema_decay), tmp_path / "split")
+    first = stopped.fit()
     assert first["stopped_early"] and first["global_step"] == 10
+    assert stopped.summary_line(first).startswith("stopped at the --max-steps budget after 10 steps")
     torch.manual_seed(12345)  # disturb the global RNG: resume must restore it
     Trainer(_model(seed=99), data, valid, _config(ema_decay=ema_decay), tmp_path / "split").fit(resume=True)
     full, split = _losses(tmp_path / "full"), _losses(tmp_path / "split")

@@ -101,6 +101,7 @@ class Trainer:
         self.counters = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_valid": None,
                          "train_seconds": 0.0}
         self._tensorboard = None
+        self.stop_reason = "--max-minutes"  # or "--max-steps": which budget ended the run early
 
     # -- the parts a special model may override ----------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -182,7 +183,7 @@ class Trainer:
 
     def summary_line(self, summary: dict) -> str:
         """The line ``pixloom train`` prints when ``fit`` returns ``summary``."""
-        state = "stopped at the time budget" if summary["stopped_early"] else "finished"
+        state = f"stopped at the {self.stop_reason} budget" if summary["stopped_early"] else "finished"
         return (f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
                 f"{self.describe_best()}; run directory: {self.run_dir}")
 
@@ -354,6 +355,7 @@ class Trainer:
         cfg = self.config
         out_of_time = cfg.max_minutes is not None and self.counters["train_seconds"] >= cfg.max_minutes * 60
         out_of_steps = cfg.max_steps is not None and self.counters["global_step"] >= cfg.max_steps
+        self.stop_reason = "--max-steps" if out_of_steps else "--max-minutes"
         if self.world.distributed:
             main_due = checkpoint_due and self.world.is_main
             any_out, due = distributed.sum_over_world([float(out_of_time), float(main_due)], self.world, self.device)
@@ -405,7 +407,7 @@ class Trainer:
         if distributed.sum_over_world([float(improved)], self.world, self.device)[0] > 0:
             self._save()  # so a resumed run knows this best value
         if self.world.is_main:
-            tqdm.write(f"time budget reached at step {self.counters['global_step']}: valid "
+            tqdm.write(f"{self.stop_reason} budget reached at step {self.counters['global_step']}: valid "
                        + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
 
     def plot(self) -> Path | None:
