@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fine-tune the shipped MNIST models on a lent GPU inside one short lease (docs/benchmarks.md,
-# "GPU fine-tuning"). Three phases, one per device call, while the machine stays warm:
+# "One lent GPU"). Three phases, one per device call, while the machine stays warm:
 #   bench/gpu_session.sh start MINUTES   probe the speed of all jobs together, then start them
 #                                        (setsid) with as many epochs as fit in MINUTES
 #   bench/gpu_session.sh wait SECONDS    sleep, then print each job's progress

@@ -203,12 +203,10 @@ def _train(args, world) -> int:
 
     out = Path(args.out)
     model_cls = get_model_class(args.model)
-    if getattr(model_cls, "is_captioner", False):  # image captioning: pixloom.models.captioning.base
-        if args.init and args.resume:
-            raise PixloomError("--init starts a new run and --resume continues one: give only one of them")
-        return model_cls.train_from_cli(args)
     if args.init and args.resume:
         raise PixloomError("--init starts a new run and --resume continues one: give only one of them")
+    if getattr(model_cls, "is_captioner", False):  # image captioning: pixloom.models.captioning.base
+        return model_cls.train_from_cli(args)
     data_name = args.data
     ckpt = None
     if args.resume:
