@@ -12,10 +12,10 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 DATA=(--data binarized-mnist --data-dir .devdata/mnist)
 DEVICE=${DEVICE:-cuda} PROBE_STEPS=${PROBE_STEPS:-60}  # (cpu and fewer steps: a dry run)
 # name | model | options (the run starts from .devdata/init/<init>)
-JOBS=(
-  "gpu-pixelrnn|pixel-rnn|--init .devdata/init/mnist-pixelrnn --batch-size 256 --lr 4e-4 --warmup-steps 50 --ema 0.999"
-  "gpu-draw64|draw|--init .devdata/init/mnist-draw-110 --set steps=64 --batch-size 128 --lr 5e-4 --warmup-steps 50 --ema 0.999"
-  "gpu-rowlstm|pixel-rnn|--init .devdata/init/mnist-rowlstm --batch-size 128 --lr 1e-3 --warmup-steps 50 --ema 0.999"
+JOBS=(  # session 8: the shipped runs go on; two PixelRNN batch sizes side by side, chosen on valid
+  "gpu-pixelrnn-b512|pixel-rnn|--init .devdata/init/gpu-pixelrnn --batch-size 512 --lr 8e-4 --warmup-steps 50 --ema 0.998"
+  "gpu-pixelrnn-b1024|pixel-rnn|--init .devdata/init/gpu-pixelrnn --batch-size 1024 --lr 1.2e-3 --warmup-steps 50 --ema 0.996"
+  "gpu-rowlstm2|pixel-rnn|--init .devdata/init/gpu-rowlstm --batch-size 256 --lr 1e-3 --warmup-steps 50 --ema 0.998"
 )
 field() { echo "$1" | cut -d'|' -f"$2"; }
 
@@ -60,7 +60,7 @@ wait)
   done
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader ;;
 finish)
-  while pgrep -f "pixloom train" >/dev/null; do sleep 5; done
+  while pgrep -f "[p]ixloom train" >/dev/null; do sleep 5; done
   for job in "${JOBS[@]}"; do
     name=$(field "$job" 1); echo "== $name"; tail -n 3 "runs/logs/$name.log"
     iw=(); [ "$(field "$job" 2)" = draw ] && iw=(--iw-samples 100)
