@@ -17,7 +17,8 @@ import torch
 
 from pixloom.errors import PixloomError
 
-DATA_HELP = "mnist | binarized-mnist | fashion-mnist | cifar10 | sample | sample-binarized | folder:PATH"
+DATA_HELP = ("mnist | binarized-mnist | binarized-mnist-dynamic | fashion-mnist | cifar10 | sample | sample-binarized"
+             " | folder:PATH")
 
 
 # -- shared helpers -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from PIL import Image
 
 from pixloom.data import DATASETS, load_dataset, resolve_data_dir
 from pixloom.data import mnist as mnist_module
+from pixloom.data.base import DynamicallyBinarizedDataset
 from pixloom.data.folder import split_positions
 from pixloom.data.mnist import BINARIZE_BLOCK, binarize, download_file, parse_idx, read_amat, read_idx
 from pixloom.errors import DataError
@@ -330,3 +331,37 @@ def test_binarized_mnist_cached_deterministic_and_matches_sample(shared_mnist, t
     sample = load_dataset("sample-binarized", "valid")
     assert torch.equal(sample.images, first.images[:len(sample)])
     assert not no_network
+
+
+def test_dynamic_binarization_draws_fresh_unbiased_pixels():
+    torch.manual_seed(0)
+    intensities = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    intensities[0] = 0
+    intensities[1] = 255
+    fixed = (torch.rand(intensities.shape) * 255 < intensities).to(torch.uint8)
+    data = DynamicallyBinarizedDataset(fixed, None, 2, 0, "toy", intensities).subset(6)
+    assert isinstance(data, DynamicallyBinarizedDataset) and len(data) == 6
+    index = torch.arange(6)
+    first, second = data.get_batch(index)["image"], data.get_batch(index)["image"]
+    assert first.dtype == torch.uint8 and set(first.unique().tolist()) <= {0, 1}
+    assert not torch.equal(first, second)  # a new draw on every read
+    assert first[0].sum() == 0 and first[1].min() == 1  # value 0 never fires, 255 always does
+    draws = torch.stack([data.get_batch(index)["image"] for _ in range(400)]).double().mean(0)
+    assert (draws - intensities[:6].double() / 255).abs().max() < 0.12
+    assert torch.equal(data.images, fixed[:6])  # .images stays one fixed binarization
+    with pytest.raises(ValueError):
+        DynamicallyBinarizedDataset(fixed, None, 2, 0, "toy", intensities[:3])
+
+
+def test_binarized_mnist_dynamic_train_split_only(shared_mnist, tmp_path, no_network):
+    for name in MNIST_FILES:
+        shutil.copy(shared_mnist / name, tmp_path / name)
+    train = load_dataset("binarized-mnist-dynamic", "train", str(tmp_path))
+    fixed_train = load_dataset("binarized-mnist", "train", str(tmp_path))
+    assert isinstance(train, DynamicallyBinarizedDataset) and len(train) == 50_000 and train.levels == 2
+    assert torch.equal(train.images, fixed_train.images) and torch.equal(train.labels, fixed_train.labels)
+    batch = train.get_batch(torch.arange(100))["image"]
+    assert 0 < (batch != fixed_train.images[:100]).double().mean() < 0.1  # same digits, new noise
+    for split in ("valid", "test"):  # evaluation stays on the fixed binarization
+        assert torch.equal(load_dataset("binarized-mnist-dynamic", split, str(tmp_path)).images,
+                           load_dataset("binarized-mnist", split, str(tmp_path)).images)

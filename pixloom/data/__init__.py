@@ -38,6 +38,8 @@ DATASETS = {
     "sample-binarized": "the embedded sample binarized with the fixed Bernoulli(p/255) scheme, levels 2",
     "mnist": "MNIST digits 28x28, 8-bit, 50k train / 10k valid / 10k test (LeCun et al. 1998)",
     "binarized-mnist": "MNIST binarized once with a fixed seed, levels 2 (Larochelle & Murray 2011)",
+    "binarized-mnist-dynamic": "binarized-mnist whose train split is binarized afresh for every batch "
+                               "(dynamic binarization); valid and test are binarized-mnist's",
     "fashion-mnist": "Fashion-MNIST clothes 28x28, 8-bit, 50k/10k/10k (Xiao et al. 2017)",
     "cifar10": "CIFAR-10 colour images 3x32x32, 8-bit, 45k train / 5k valid / 10k test (Krizhevsky 2009)",
     "folder:PATH": f"your own PNG/JPEG/BMP/GIF images, resized square (default {DEFAULT_IMAGE_SIZE})",
@@ -79,4 +81,6 @@ def load_dataset(name: str, split: str, data_dir: str | None = None, download: b
         return load_cifar10(split, root, download)
     if name == "binarized-mnist":
         return load_binarized_mnist(split, root, download)
+    if name == "binarized-mnist-dynamic":
+        return load_binarized_mnist(split, root, download, dynamic=split == "train")
     return load_mnist(split, root, download, fashion=name == "fashion-mnist")

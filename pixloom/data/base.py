@@ -47,3 +47,36 @@ class ImageDataset:
             return self
         labels = None if self.labels is None else self.labels[:limit]
         return ImageDataset(self.images[:limit], labels, self.levels, self.num_classes, self.name)
+
+
+@dataclass
+class DynamicallyBinarizedDataset(ImageDataset):
+    """Binary images drawn afresh every time a batch is read: pixel = 1 with probability value/255.
+
+    Dynamic binarization (used for training by Burda et al. 2016 and most VAE papers since) shows a
+    model a new binarization of each training image in every epoch, so it cannot memorise one
+    draw of the binarization noise. ``images`` holds one fixed binarization (what ``.images`` readers
+    such as ``pixloom reconstruct`` see); ``intensities`` the 8-bit images (N, C, H, W) the batches
+    are drawn from, with torch's global generator (which the Trainer seeds per process and step).
+    """
+
+    intensities: torch.Tensor | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.levels != 2 or self.intensities is None or self.intensities.shape != self.images.shape:
+            raise ValueError("a dynamically binarized data set needs levels 2 and 8-bit intensities "
+                             "of the same shape as its images")
+
+    def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch = super().get_batch(indices)
+        values = self.intensities[indices]
+        batch["image"] = (torch.rand(values.shape) * 255 < values).to(torch.uint8)
+        return batch
+
+    def subset(self, limit: int) -> "ImageDataset":
+        if limit is None or limit >= len(self):
+            return self
+        labels = None if self.labels is None else self.labels[:limit]
+        return DynamicallyBinarizedDataset(self.images[:limit], labels, self.levels, self.num_classes, self.name,
+                                           self.intensities[:limit])

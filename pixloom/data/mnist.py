@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixloom.data.base import ImageDataset
+from pixloom.data.base import DynamicallyBinarizedDataset, ImageDataset
 from pixloom.errors import DataError
 from pixloom.io import atomic_write_bytes
 
@@ -407,10 +407,21 @@ def _find_amat(root: Path) -> dict[str, Path] | None:
     return None
 
 
-def load_binarized_mnist(split: str, root: str | Path, download: bool = True) -> ImageDataset:
-    """Binarized MNIST, levels 2 (Larochelle's .amat files when present, else the fixed scheme)."""
+def load_binarized_mnist(split: str, root: str | Path, download: bool = True, dynamic: bool = False) -> ImageDataset:
+    """Binarized MNIST, levels 2 (Larochelle's .amat files when present, else the fixed scheme).
+
+    ``dynamic``: every batch read with ``get_batch`` is binarized afresh from the 8-bit images
+    (:class:`~pixloom.data.base.DynamicallyBinarizedDataset`); ``.images`` stays the fixed binarization
+    of the IDX images (the .amat files are not used, as their 8-bit source images are not known).
+    """
     _check_split(split)
     root = Path(root)
+    if dynamic:
+        gray = load_mnist(split, root, download)
+        part, rows = _split_slice(split)
+        fixed = _binarized_arrays(root, download)[f"{part}_images"][rows]
+        return DynamicallyBinarizedDataset(_to_dataset(fixed, None, 2, "").images, gray.labels, 2, gray.num_classes,
+                                           f"binarized-mnist-dynamic/{split}", gray.images)
     amat = _find_amat(root)
     if amat is not None:
         return _to_dataset(read_amat(amat[split]), None, 2, f"binarized-mnist/{split}")
