@@ -12,10 +12,11 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 DATA=(--data binarized-mnist --data-dir .devdata/mnist)
 DEVICE=${DEVICE:-cuda} PROBE_STEPS=${PROBE_STEPS:-60}  # (cpu and fewer steps: a dry run)
 # name | model | options (the run starts from .devdata/init/<init>)
-JOBS=(  # session 8: the shipped runs go on; two PixelRNN batch sizes side by side, chosen on valid
-  "gpu-pixelrnn-b512|pixel-rnn|--init .devdata/init/gpu-pixelrnn --batch-size 512 --lr 8e-4 --warmup-steps 50 --ema 0.998"
-  "gpu-pixelrnn-b1024|pixel-rnn|--init .devdata/init/gpu-pixelrnn --batch-size 1024 --lr 1.2e-3 --warmup-steps 50 --ema 0.996"
-  "gpu-rowlstm2|pixel-rnn|--init .devdata/init/gpu-rowlstm --batch-size 256 --lr 1e-3 --warmup-steps 50 --ema 0.998"
+JOBS=(  # next lease (prepared in session 9): DRAW on dynamically binarized data (it beat the fixed
+  # binarization on the CPU), the Row LSTM and the PixelRNN at lower rates (restarts at high rates did not help)
+  "gpu-draw64-dyn|draw|--init .devdata/init/mnist-draw --data binarized-mnist-dynamic --batch-size 128 --lr 3e-4 --warmup-steps 50 --ema 0.999"
+  "gpu-rowlstm3|pixel-rnn|--init .devdata/init/gpu-rowlstm2 --batch-size 256 --lr 5e-4 --warmup-steps 50 --ema 0.998"
+  "gpu-pixelrnn2|pixel-rnn|--init .devdata/init/gpu-pixelrnn --batch-size 256 --lr 2e-4 --warmup-steps 50 --ema 0.999"
 )
 field() { echo "$1" | cut -d'|' -f"$2"; }
 
