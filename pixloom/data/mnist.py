@@ -416,16 +416,14 @@ def load_binarized_mnist(split: str, root: str | Path, download: bool = True, dy
     """
     _check_split(split)
     root = Path(root)
-    if dynamic:
-        gray = load_mnist(split, root, download)
-        part, rows = _split_slice(split)
-        fixed = _binarized_arrays(root, download)[f"{part}_images"][rows]
-        return DynamicallyBinarizedDataset(_to_dataset(fixed, None, 2, "").images, gray.labels, 2, gray.num_classes,
-                                           f"binarized-mnist-dynamic/{split}", gray.images)
-    amat = _find_amat(root)
+    amat = None if dynamic else _find_amat(root)
     if amat is not None:
         return _to_dataset(read_amat(amat[split]), None, 2, f"binarized-mnist/{split}")
     part, rows = _split_slice(split)
     arrays = _binarized_arrays(root, download)
-    return _to_dataset(arrays[f"{part}_images"][rows], arrays[f"{part}_labels"][rows], 2,
-                       f"binarized-mnist/{split}")
+    fixed = _to_dataset(arrays[f"{part}_images"][rows], arrays[f"{part}_labels"][rows], 2, f"binarized-mnist/{split}")
+    if not dynamic:
+        return fixed
+    intensities = load_mnist(split, root, download).images
+    return DynamicallyBinarizedDataset(fixed.images, fixed.labels, 2, fixed.num_classes,
+                                       f"binarized-mnist-dynamic/{split}", intensities)
