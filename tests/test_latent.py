@@ -28,6 +28,8 @@ MODELS = {
     "rvae-rows": lambda: RecurrentVAE(RecurrentVAEConfig(**TINY, latent_size=4, decoder_reads_rows=True)),
     "draw": lambda: DRAW(DRAWConfig(**TINY, steps=3, latent_size=4)),
     "draw-no-attention": lambda: DRAW(DRAWConfig(**TINY, steps=3, latent_size=4, attention=False)),
+    "draw-iwae": lambda: DRAW(DRAWConfig(**TINY, steps=3, latent_size=4, iw_train_samples=3)),
+    "rvae-iwae": lambda: RecurrentVAE(RecurrentVAEConfig(**TINY, latent_size=4, iw_train_samples=4)),
 }
 
 
@@ -105,6 +107,36 @@ def test_iwae_converges_to_the_exact_likelihood_of_a_one_dimensional_latent():
     torch.manual_seed(0)
     estimate = model.nll(images, iw_samples=2000)["nll_nats"]
     torch.testing.assert_close(-estimate.double(), torch.tensor(exact, dtype=torch.float64), atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("make", [_z_sensitive_vae, _z_sensitive_draw])
+def test_iwae_training_objective_is_the_k_sample_bound_that_eval_reports(make):
+    """iw_train_samples = k: the loss is the k-sample IWAE bound (Burda et al. 2016), the same
+    number ``nll(iw_samples=k)`` estimates from the same draws, and above the ELBO of those draws."""
+    model = make()
+    model.config.iw_train_samples = 6
+    model.eval()
+    images = tiny_binary_dataset(n=16).images
+    torch.manual_seed(3)
+    with torch.no_grad():
+        out = model.loss({"image": images})
+    torch.manual_seed(3)
+    reported = model.nll(images, iw_samples=6)
+    assert float(out["iwae_nats"]) == pytest.approx(-float(reported["nll_nats"].mean()), abs=1e-4)
+    assert float(out["elbo_nats"]) == pytest.approx(float(reported["elbo_nats"].mean()), abs=1e-4)
+    assert float(out["loss"]) == pytest.approx(-float(out["iwae_nats"]) / model.num_dims, rel=1e-6)
+    assert float(out["iwae_nats"]) > float(out["elbo_nats"]) + 0.1  # a loose ELBO: k samples gain
+
+
+def test_iwae_training_weights_the_prior_ratio_by_the_kl_warmup():
+    model = _z_sensitive_vae()
+    model.config.iw_train_samples, model.config.kl_warmup_steps = 4, 10
+    model.train()
+    images = tiny_binary_dataset(n=8).images
+    weights = [float(model.loss({"image": images})["kl_weight"]) for _ in range(3)]
+    assert weights == pytest.approx([0.0, 0.1, 0.2])  # the buffer counts steps as in ELBO training
+    model.eval()
+    assert float(model.loss({"image": images})["kl_weight"]) == 1.0  # validation scores the exact bound
 
 
 # -- attention ------------------------------------------------------------------------------------
@@ -258,6 +290,9 @@ def test_one_line_errors():
         model.nll(torch.zeros(1, 1, 6, 6, dtype=torch.uint8))
     with pytest.raises(PixloomError, match="at least 1"):
         _make("rvae").nll(torch.zeros(1, 1, 6, 6, dtype=torch.uint8), iw_samples=0)
+    for make, config in ((DRAW, DRAWConfig), (RecurrentVAE, RecurrentVAEConfig)):
+        with pytest.raises(PixloomError, match="iw_train_samples must be at least 1, got 0"):
+            make(config(**TINY, iw_train_samples=0))
 
 
 # -- command line -------------------------------------------------------------------------------

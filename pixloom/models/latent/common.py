@@ -83,7 +83,13 @@ class ImportanceWeightedGenerator(ImageGenerator):
     default_iw_samples = 100
     iw_max_rows = 4096
 
-    def _log_weights(self, images: torch.Tensor) -> torch.Tensor:
+    def __init__(self, config):
+        super().__init__(config)
+        if getattr(config, "iw_train_samples", 1) < 1:
+            raise PixloomError(f"iw_train_samples must be at least 1, got {config.iw_train_samples}")
+
+    def _log_weights(self, images: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+        """``log p(x | z) + kl_weight * (log p(z) - log q(z | x))`` for one z ~ q(z | x) per image."""
         raise NotImplementedError
 
     def kl_weight(self) -> float:
@@ -105,6 +111,30 @@ class ImportanceWeightedGenerator(ImageGenerator):
             "elbo_nats": -(recon + kl).mean().detach(),
             "recon_nats": recon.mean().detach(),
             "kl_nats": kl.mean().detach(),
+            "kl_weight": torch.tensor(beta),
+        }
+
+    def training_loss(self, images: torch.Tensor, recon_and_kl: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                      ) -> dict[str, torch.Tensor]:
+        """The loss of one batch: the ELBO (``recon_and_kl()`` gives per-image nats, (B,) each) or,
+        with ``config.iw_train_samples = k > 1``, the k-sample importance-weighted bound
+        (Burda et al. 2016, eq. 8), the IWAE training objective. Its gradient weights each of the k
+        samples by its normalised importance weight, so q(z | x) may spread over the posterior
+        instead of hugging one mode, and the likelihood (not the ELBO) is what improves. The KL
+        warm-up weights ``log p(z) - log q(z | x)`` inside each weight; at validation the bound is exact."""
+        beta = self.kl_weight()
+        self.count_training_step()
+        k = getattr(self.config, "iw_train_samples", 1)
+        if k <= 1:
+            recon, kl = recon_and_kl()
+            return self.elbo_loss(recon, kl, beta)
+        b = images.shape[0]
+        log_w = self._log_weights(images.repeat_interleave(k, dim=0), kl_weight=beta).view(b, k)  # (B, k)
+        bound = torch.logsumexp(log_w, dim=1) - math.log(k)  # (B,)
+        return {
+            "loss": -bound.mean() / self.num_dims,
+            "iwae_nats": bound.mean().detach(),  # the k-sample bound on log p(x)
+            "elbo_nats": log_w.mean().detach(),  # a one-sample estimate of the ELBO, for comparison
             "kl_weight": torch.tensor(beta),
         }
 

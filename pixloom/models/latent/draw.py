@@ -55,6 +55,7 @@ class DRAWConfig:
     read_n: int = 2  # read grid N x N (attention only)
     write_n: int = 5  # write grid N x N (attention only)
     kl_warmup_steps: int = 0  # > 0: KL weight rises linearly from 0 to 1 over this many training steps
+    iw_train_samples: int = 1  # k > 1: train on the k-sample IWAE bound instead of the ELBO (Burda et al. 2016)
 
 
 class DRAW(ImportanceWeightedGenerator):
@@ -148,16 +149,16 @@ class DRAW(ImportanceWeightedGenerator):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images = batch["image"].to(self.device)
-        beta = self.kl_weight()
-        self.count_training_step()
-        out = self._infer(images)
-        recon, kl = self._recon_nats(out["canvas"], images), out["kl"]
-        return self.elbo_loss(recon, kl, beta)
+
+        def recon_and_kl():
+            out = self._infer(images)
+            return self._recon_nats(out["canvas"], images), out["kl"]
+        return self.training_loss(images, recon_and_kl)
 
     # -- likelihood ------------------------------------------------------------------------------
-    def _log_weights(self, images: torch.Tensor) -> torch.Tensor:
+    def _log_weights(self, images: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
         out = self._infer(images)
-        return out["log_ratio"] - self._recon_nats(out["canvas"], images)
+        return kl_weight * out["log_ratio"] - self._recon_nats(out["canvas"], images)
 
     # -- generation ------------------------------------------------------------------------------
     def _decode_canvases(self, z: torch.Tensor | None, n: int, generator=None) -> torch.Tensor:

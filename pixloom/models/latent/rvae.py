@@ -54,6 +54,7 @@ class RecurrentVAEConfig:
     latent_size: int = 32
     decoder_reads_rows: bool = False  # False: pixels fully factorised given z
     kl_warmup_steps: int = 0  # > 0: KL weight rises linearly from 0 to 1 over this many training steps
+    iw_train_samples: int = 1  # k > 1: train on the k-sample IWAE bound instead of the ELBO (Burda et al. 2016)
 
 
 class RecurrentVAE(ImportanceWeightedGenerator):
@@ -132,24 +133,24 @@ class RecurrentVAE(ImportanceWeightedGenerator):
     # -- training --------------------------------------------------------------------------------
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         images = batch["image"].to(self.device)
-        beta = self.kl_weight()
-        self.count_training_step()
-        mu, logvar = self.posterior_params(images)  # (B, latent) each
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # reparameterisation
-        logits = self.decoder_logits(z, images)  # (B, C, H, W)
-        recon = F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
-        kl = gaussian_kl(mu, logvar)  # (B,)
-        return self.elbo_loss(recon, kl, beta)
+
+        def recon_and_kl():
+            mu, logvar = self.posterior_params(images)  # (B, latent) each
+            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # reparameterisation
+            logits = self.decoder_logits(z, images)  # (B, C, H, W)
+            recon = F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
+            return recon, gaussian_kl(mu, logvar)  # (B,) each
+        return self.training_loss(images, recon_and_kl)
 
     # -- likelihood ------------------------------------------------------------------------------
-    def _log_weights(self, images: torch.Tensor) -> torch.Tensor:
-        """One z ~ q(z|x) per image: log p(x, z) - log q(z | x), (B,)."""
+    def _log_weights(self, images: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+        """One z ~ q(z|x) per image: log p(x, z) - log q(z | x), (B,) (the prior ratio times kl_weight)."""
         mu, logvar = self.posterior_params(images)
         eps = torch.randn_like(mu)
         z = mu + (0.5 * logvar).exp() * eps
         logits = self.decoder_logits(z, images)
         log_px = -F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
-        return log_px + standard_normal_log_ratio(z, eps, 0.5 * logvar)
+        return log_px + kl_weight * standard_normal_log_ratio(z, eps, 0.5 * logvar)
 
     # -- what the latent space is for ------------------------------------------------------------
     @torch.no_grad()
