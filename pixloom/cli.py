@@ -231,6 +231,7 @@ def _train(args, world) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip,
         max_minutes=args.max_minutes, max_steps=args.max_steps, seed=args.seed, device=args.device, progress=not args.quiet,
         warmup_steps=args.warmup_steps, weight_decay=getattr(args, "weight_decay", 0.0),
+        optimizer=getattr(args, "optimizer", "adam"),
         ema_decay=getattr(args, "ema", 0.0),
     )
     info = {"model": args.model, "data": data_name, "command": " ".join(["pixloom"] + sys.argv[1:]),
@@ -424,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0 = off)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (AdamW); 0 = plain Adam")
+    p.add_argument("--optimizer", default="adam", help="adam | rmsprop (the PixelRNN paper's)")
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="validate and save a moving average of the weights (e.g. 0.999); 0 = off")
     p.add_argument("--conditional", action="store_true", help="condition on class labels")

@@ -107,6 +107,7 @@ BAD_INPUTS = [
     (["sample", "{other}", "--out", "{tmp}/g.png"], "do not match pixel-lstm"),
     (["train", "row-lstm", "--data", "sample", "--out", "{run}"], "already holds a run"),
     (["train", "row-lstm", "--data", "sample", "--weight-decay", "-0.1", "--out", "{tmp}/wd"], "--weight-decay must not be negative"),
+    (["train", "row-lstm", "--data", "sample", "--optimizer", "sgd", "--out", "{tmp}/opt"], "unknown --optimizer 'sgd'"),
     (["ensemble", "{run}", "{run}", "--out", "{tmp}/ens"], "only trained captioners"),
     (["train", "row-lstm", "--data", "sample", "--ema", "1.5", "--out", "{tmp}/ema"], "--ema must lie strictly"),
     (["train", "row-lstm", "--data", "sample", "--init", "{run}", "--out", "{tmp}/i"], "trained with levels = 2"),

@@ -171,6 +171,26 @@ def test_weight_decay_uses_decoupled_adamw(tmp_path):
     assert decayed.optimizers["model"].param_groups[0]["weight_decay"] == 0.1
 
 
+def test_rmsprop_learns_and_a_resume_keeps_the_optimizer_it_was_trained_with(tmp_path):
+    data = tiny_binary_dataset(n=64)
+    valid = tiny_binary_dataset(n=32, seed=1)
+    before = Trainer(_model(), data, valid, _config(), tmp_path / "probe").validate()["loss"]
+    trainer = Trainer(_model(), data, valid, _config(optimizer="rmsprop", lr=3e-3, max_steps=6), tmp_path / "run")
+    assert type(trainer.optimizers["model"]) is torch.optim.RMSprop
+    trainer.fit()
+    assert trainer.validate()["loss"] < before - 0.05
+    with pytest.raises(PixloomError, match="trained with --optimizer rmsprop; resume it with that") as info:
+        Trainer(_model(), data, valid, _config(), tmp_path / "run").fit(resume=True)
+    assert "\n" not in str(info.value)
+    summary = Trainer(_model(), data, valid, _config(optimizer="rmsprop", lr=3e-3, max_steps=8),
+                      tmp_path / "run").fit(resume=True)
+    assert summary["global_step"] == 8  # the same optimizer resumes
+    with pytest.raises(PixloomError, match="unknown --optimizer 'sgd'"):
+        Trainer(_model(), data, valid, _config(optimizer="sgd"), tmp_path / "x")
+    with pytest.raises(PixloomError, match="needs --optimizer adam"):
+        Trainer(_model(), data, valid, _config(optimizer="rmsprop", weight_decay=0.1), tmp_path / "x")
+
+
 class _RecordingTrainer(Trainer):
     """Keeps the raw weights after every optimiser step."""
 

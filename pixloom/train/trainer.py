@@ -1,7 +1,7 @@
 """One Trainer for every pixloom model.
 
 The model supplies ``loss(batch) -> dict`` (a scalar ``"loss"`` plus figures to log); the Trainer
-supplies everything else: Adam with warm-up and cosine decay, gradient clipping, a progress bar,
+supplies everything else: Adam (or RMSProp) with warm-up and cosine decay, gradient clipping, a progress bar,
 validation every epoch, CSV (and TensorBoard, when installed) logs, a loss-curve PNG, crash-safe
 checkpoints, exact ``resume`` and a time budget. A GAN overrides only :meth:`Trainer.train_step`
 (and :meth:`Trainer.make_optimizers`).
@@ -40,6 +40,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
+    optimizer: str = "adam"  # adam (AdamW with weight_decay) | rmsprop (the PixelRNN paper's choice)
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
     grad_clip: float = 1.0  # max global gradient norm; 0 disables
@@ -52,6 +53,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+
+
+OPTIMIZERS = ("adam", "rmsprop")
 
 
 def pick_device(name: str) -> torch.device:
@@ -91,6 +95,10 @@ class Trainer:
         for name in ("lr", "weight_decay", "grad_clip"):
             if getattr(config, name) < 0:
                 raise PixloomError(f"--{name.replace('_', '-')} must not be negative, got {getattr(config, name)}")
+        if config.optimizer not in OPTIMIZERS:
+            raise PixloomError(f"unknown --optimizer '{config.optimizer}'; use {' or '.join(OPTIMIZERS)}")
+        if config.optimizer != "adam" and config.weight_decay:
+            raise PixloomError("--weight-decay is decoupled AdamW decay; it needs --optimizer adam")
         self.steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         # Under torchrun, the wrapper whose forward is model.loss and whose backward averages gradients.
@@ -99,13 +107,15 @@ class Trainer:
         self.optimizers = self.make_optimizers()
         self.schedulers = {name: self.make_scheduler(opt) for name, opt in self.optimizers.items()}
         self.counters = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_valid": None,
-                         "train_seconds": 0.0}
+                         "train_seconds": 0.0, "optimizer": config.optimizer}
         self._tensorboard = None
         self.stop_reason = "--max-minutes"  # or "--max-steps": which budget ended the run early
 
     # -- the parts a special model may override ----------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.config.optimizer == "rmsprop":  # torch's defaults: alpha 0.99, eps 1e-8, no momentum
+            return {"model": torch.optim.RMSprop(params, lr=self.config.lr)}
         if self.config.weight_decay:  # decoupled weight decay (Loshchilov and Hutter 2019)
             return {"model": torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)}
         return {"model": torch.optim.Adam(params, lr=self.config.lr)}
@@ -275,7 +285,11 @@ class Trainer:
             ckpt = latest_checkpoint(self.run_dir)
             if ckpt is None:
                 raise PixloomError(f"--resume: no checkpoint in {self.run_dir}")
-            self.counters.update(load_checkpoint(ckpt, self.model, self.optimizers, self.schedulers, self.average))
+            saved = load_checkpoint(ckpt, self.model, self.optimizers, self.schedulers, self.average)
+            if saved.get("optimizer", "adam") != cfg.optimizer:  # their states hold different moments
+                raise PixloomError(f"--resume: this run was trained with --optimizer {saved.get('optimizer', 'adam')}; "
+                                   f"resume it with that, or start a new run from its weights with --init")
+            self.counters.update(saved)
             if world.distributed:
                 state = process_random_state(ckpt, world.rank, world.size)
                 if state is not None:

@@ -86,7 +86,7 @@ def train_captioner(model_cls, args) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, grad_clip=args.grad_clip,
         max_minutes=args.max_minutes, max_steps=getattr(args, "max_steps", None), seed=args.seed, device=args.device,
         progress=progress, warmup_steps=args.warmup_steps, weight_decay=getattr(args, "weight_decay", 0.0),
-        ema_decay=getattr(args, "ema", 0.0),
+        optimizer=getattr(args, "optimizer", "adam"), ema_decay=getattr(args, "ema", 0.0),
     )
     info = {"model": model_cls.name, "data": data_name, "command": " ".join(["pixloom"] + sys.argv[1:]),
             "n_parameters": model.num_parameters(), "vocab_size": len(model.vocab),
