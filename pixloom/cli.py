@@ -325,10 +325,11 @@ def cmd_eval(args) -> int:
     options = {}
     if args.iw_samples is not None:
         options["iw_samples"] = args.iw_samples
+    torch.manual_seed(args.seed)  # the IWAE estimate and ELBO draw latents: the same seed, the same figure
     started = time.perf_counter()
     result = evaluate_likelihood(model, data, batch_size=args.batch_size, progress=not args.quiet, **options)
     result = {"model": model.name, "run": str(args.run), "data": args.data, "split": args.split, **result,
-              "seconds": round(time.perf_counter() - started, 2)}
+              "seed": args.seed, "seconds": round(time.perf_counter() - started, 2)}
     _print_json(result)
     return 0
 
@@ -475,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
     p.add_argument("--captions-out", help="captioning: also write the generated captions to this JSON file")
     p.add_argument("--iw-samples", type=int, default=None, help="importance samples (latent-variable models)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent draws (latent-variable models)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
