@@ -535,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "seed", None) is not None and not 0 <= args.seed < 2**63:  # torch's generators take 64 bits
+            raise PixloomError(f"--seed must be an integer from 0 to 2**63 - 1, not {args.seed}")
         return args.func(args)
     except PixloomError as exc:
         print(f"pixloom: error: {exc}", file=sys.stderr)
