@@ -4,6 +4,7 @@
         --out bench/results/iw-k-valid-0.json
     python bench/bench_iw_k.py --merge bench/results/iw-k-valid-*.json --out bench/results/iw-k-valid.json \
         --plot docs/img/draw-iw-k.png
+    python bench/bench_iw_k.py --compare BASE.json OTHER.json [...] --out compare.json   # models, paired
 
 The same images are scored at every k (paired), so the differences between k are measured far
 more precisely than the NLL itself. Each k draws its own samples from ``--seed``. A run can be split
@@ -82,6 +83,25 @@ def summarise(record: dict) -> dict:
     return {"n_images": record["n_images"], "rows": rows}
 
 
+def compare(paths: list[str]) -> dict:
+    """Each later model's gain over the first, per k, paired over the same images and seeds."""
+    base, *others = (json.loads(Path(p).read_text()) for p in paths)
+    result = {"base": base["run"], "split": base["split"], "start": base["start"], "n_images": base["n_images"],
+              "models": []}
+    for other in others:
+        if (other["split"], other["start"], other["n_images"], other["seed"]) != \
+                (base["split"], base["start"], base["n_images"], base["seed"]):
+            raise SystemExit(f"{other['run']} was not scored on the same images and seed as {base['run']}")
+        for k in sorted(set(base["per_k"]) & set(other["per_k"]), key=int):
+            gains = [a - b for a, b in zip(base["per_k"][k]["nll_nats"], other["per_k"][k]["nll_nats"])]
+            result["models"].append({"run": other["run"], "k": int(k),
+                                     "nll_nats": statistics.fmean(other["per_k"][k]["nll_nats"]),
+                                     "elbo_nats": statistics.fmean(other["per_k"][k]["elbo_nats"]),
+                                     "gain_over_base": statistics.fmean(gains),
+                                     "gain_standard_error": statistics.stdev(gains) / math.sqrt(len(gains))})
+    return result
+
+
 def plot(record: dict, path: str) -> None:
     import matplotlib
 
@@ -119,9 +139,18 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--merge", nargs="+", help="join these shard JSON files instead of scoring")
+    parser.add_argument("--compare", nargs="+", help="the gain of each later model's JSON over the first, paired")
     parser.add_argument("--out", required=True)
     parser.add_argument("--plot", help="also draw the NLL against k into this PNG")
     args = parser.parse_args()
+    if args.compare:
+        result = compare(args.compare)
+        for row in result["models"]:
+            print(f"{row['run']} k={row['k']}: nll {row['nll_nats']:.4f}, gain over {result['base']} "
+                  f"{row['gain_over_base']:+.4f} +- {row['gain_standard_error']:.4f}")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        return
     record = merge(args.merge) if args.merge else score(args)
     record["summary"] = summarise(record)
     for row in record["summary"]["rows"]:
