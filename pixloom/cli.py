@@ -22,6 +22,13 @@ DATA_HELP = ("mnist | binarized-mnist | binarized-mnist-dynamic | fashion-mnist 
 
 
 # -- shared helpers -----------------------------------------------------------------------------
+def _epochs(text: str) -> float:
+    """--epochs: a number of passes (the Trainer refuses one that is not positive); a whole number
+    stays an int, so train_config.json says 2, not 2.0."""
+    value = float(text)  # argparse turns a ValueError into its usage error
+    return int(value) if value.is_integer() else value
+
+
 def _load_model(run: str, device: str = "cpu"):
     from pixloom.models.base import load_pretrained
     from pixloom.train.trainer import pick_device
@@ -418,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--data", help=DATA_HELP)
     p.add_argument("--data-dir", help="local data root (default: $PIXLOOM_DATA or ~/.cache/pixloom)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=_epochs, default=10,
+                   help="passes over the training set; a fraction (0.5) ends the schedule inside an epoch")
     p.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this much training")
     p.add_argument("--max-steps", type=int, default=None, help="stop with a checkpoint after this many steps in all")
     p.add_argument("--batch-size", type=int, default=64)
@@ -544,6 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pixloom: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early (`pixloom models | head`): stop quietly, as cat does
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
+        return 141
 
 
 if __name__ == "__main__":

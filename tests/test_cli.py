@@ -111,6 +111,8 @@ BAD_INPUTS = [
     (["ensemble", "{run}", "{run}", "--out", "{tmp}/ens"], "only trained captioners"),
     (["eval", "{run}", "--data", "sample-binarized", "--seed", "18446744073709551621"], "--seed must be an integer"),
     (["sample", "{run}", "--seed", "-1", "--out", "{tmp}/g.png"], "--seed must be an integer"),
+    (["train", "row-lstm", "--data", "sample", "--epochs", "0", "--out", "{tmp}/e0"], "--epochs must be positive"),
+    (["train", "row-lstm", "--data", "sample", "--epochs", "inf", "--out", "{tmp}/einf"], "--epochs must be positive"),
     (["train", "row-lstm", "--data", "sample", "--ema", "1.5", "--out", "{tmp}/ema"], "--ema must lie strictly"),
     (["train", "row-lstm", "--data", "sample", "--init", "{run}", "--out", "{tmp}/i"], "trained with levels = 2"),
     (["train", "pixel-lstm", "--data", "sample-binarized", "--init", "{run}", "--out", "{tmp}/i"], "holds a 'row-lstm' model"),

@@ -228,3 +228,30 @@ def test_moving_average_of_the_weights_is_what_is_validated_and_saved(tmp_path):
 def test_moving_average_decay_outside_zero_to_one_is_refused(tmp_path):
     with pytest.raises(PixloomError, match="--ema must lie strictly between 0 and 1"):
         Trainer(_model(), tiny_binary_dataset(n=16), tiny_binary_dataset(n=8), _config(ema_decay=1.0), tmp_path)
+
+
+def test_fractional_epochs_end_the_schedule_inside_an_epoch(tmp_path):
+    data = tiny_binary_dataset(n=160)  # 10 steps per epoch
+    valid = tiny_binary_dataset(n=20, seed=1)
+    run = tmp_path / "run"
+    trainer = Trainer(_model(), data, valid, _config(epochs=1.5, warmup_steps=1), run)
+    assert trainer.total_steps == 15
+    summary = trainer.fit()
+    assert summary["global_step"] == 15 and not summary["stopped_early"]
+    with open(run / "train_log.csv", newline="") as handle:
+        lrs = [float(r["lr"]) for r in csv.DictReader(handle)]
+    assert len(lrs) == 15 and lrs[-1] == pytest.approx(1e-2 * 0.05, rel=1e-3)  # the cosine reached its floor
+    with open(run / "metrics.csv", newline="") as handle:
+        assert [float(r["epoch"]) for r in csv.DictReader(handle)] == [1.0, 1.5]  # validated at the end
+    assert (run / "model.safetensors").is_file()
+    # Resuming a finished fractional run trains nothing; a longer horizon goes on from step 15.
+    again = Trainer(_model(), data, valid, _config(epochs=1.5, warmup_steps=1), run).fit(resume=True)
+    assert again["global_step"] == 15
+    longer = Trainer(_model(), data, valid, _config(epochs=2, warmup_steps=1), run).fit(resume=True)
+    assert longer["global_step"] == 20 and longer["epoch"] == 2
+
+
+def test_epochs_must_be_positive(tmp_path):
+    data = tiny_binary_dataset(n=32)
+    with pytest.raises(PixloomError, match="--epochs must be positive"):
+        Trainer(_model(), data, data, _config(epochs=0), tmp_path / "run")

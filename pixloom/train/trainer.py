@@ -36,7 +36,7 @@ from pixloom.train.checkpoint import (latest_checkpoint, load_checkpoint, proces
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: float = 10  # a fraction is allowed: 0.5 runs (and schedules) half an epoch's steps
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -99,8 +99,11 @@ class Trainer:
             raise PixloomError(f"unknown --optimizer '{config.optimizer}'; use {' or '.join(OPTIMIZERS)}")
         if config.optimizer != "adam" and config.weight_decay:
             raise PixloomError("--weight-decay is decoupled AdamW decay; it needs --optimizer adam")
+        if not (config.epochs > 0 and math.isfinite(config.epochs)):
+            raise PixloomError(f"--epochs must be positive, got {config.epochs}")
         self.steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
-        self.total_steps = self.steps_per_epoch * config.epochs
+        # The schedule's horizon; a fractional --epochs ends inside its last epoch.
+        self.total_steps = math.ceil(self.steps_per_epoch * config.epochs)
         # Under torchrun, the wrapper whose forward is model.loss and whose backward averages gradients.
         self.parallel_loss = distributed.data_parallel(self.model, self.device) if self.world.distributed else None
         self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay else None
@@ -318,14 +321,16 @@ class Trainer:
         stopped_early = False
         window: list[dict[str, float]] = []
         try:
-            while self.counters["epoch"] < cfg.epochs and not stopped_early:
+            while (self.counters["epoch"] < cfg.epochs and self.counters["global_step"] < self.total_steps
+                   and not stopped_early):
                 epoch = self.counters["epoch"]
                 order = epoch_order(len(self.train_data), cfg.seed, epoch)
                 bar = tqdm(total=self.steps_per_epoch, initial=self.counters["step_in_epoch"],
-                           desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                           desc=f"epoch {epoch + 1}/{cfg.epochs:g}", unit="step",
                            disable=not (cfg.progress and world.is_main),
                            dynamic_ncols=True, leave=True)
-                while self.counters["step_in_epoch"] < self.steps_per_epoch and not stopped_early:
+                while (self.counters["step_in_epoch"] < self.steps_per_epoch
+                       and self.counters["global_step"] < self.total_steps and not stopped_early):
                     i = self.counters["step_in_epoch"]
                     indices = distributed.shard(order[i * cfg.batch_size:(i + 1) * cfg.batch_size], world)
                     figures = self.train_step(move_batch(self.train_data.get_batch(indices), self.device))
@@ -353,6 +358,9 @@ class Trainer:
                 elif stopped_early:
                     self._save()
                     self._validate_partial_epoch()
+                else:  # a fractional --epochs: the schedule ended inside this epoch
+                    self._save()
+                    self._validate_partial_epoch(schedule_done=True)
         except KeyboardInterrupt:
             self._save(every_process=False)  # the other processes may be anywhere
             raise PixloomError(f"interrupted; state saved, continue with --resume --out {self.run_dir}") from None
@@ -361,7 +369,7 @@ class Trainer:
                 self._tensorboard.close()
         if world.is_main:
             self.plot()
-        return {"stopped_early": stopped_early and self.counters["epoch"] < cfg.epochs, **self.counters}
+        return {"stopped_early": stopped_early and self.counters["global_step"] < self.total_steps, **self.counters}
 
     def _stop_or_checkpoint_now(self, checkpoint_due: bool) -> tuple[bool, bool]:
         """(stop now, checkpoint now). The clocks of several processes differ: they stop when any
@@ -407,8 +415,9 @@ class Trainer:
         if self.world.is_main:
             tqdm.write(f"epoch {epoch + 1}: valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
 
-    def _validate_partial_epoch(self) -> None:
-        """On a time-budget stop, keep the current weights as the run's model if they validate best."""
+    def _validate_partial_epoch(self, schedule_done: bool = False) -> None:
+        """On a budget stop, or at the end of a fractional last epoch, keep the current weights as the
+        run's model if they validate best."""
         valid = self.validate()
         epoch = self.counters["epoch"] + self.counters["step_in_epoch"] / self.steps_per_epoch
         row = {"step": self.counters["global_step"], "epoch": round(epoch, 4),
@@ -421,7 +430,8 @@ class Trainer:
         if distributed.sum_over_world([float(improved)], self.world, self.device)[0] > 0:
             self._save()  # so a resumed run knows this best value
         if self.world.is_main:
-            tqdm.write(f"{self.stop_reason} budget reached at step {self.counters['global_step']}: valid "
+            why = f"--epochs {self.config.epochs:g} done" if schedule_done else f"{self.stop_reason} budget reached"
+            tqdm.write(f"{why} at step {self.counters['global_step']}: valid "
                        + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
 
     def plot(self) -> Path | None:
