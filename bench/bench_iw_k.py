@@ -57,7 +57,7 @@ def merge(paths: list[str]) -> dict:
     shards = sorted((json.loads(Path(p).read_text()) for p in paths), key=lambda r: r["start"])
     merged = {key: shards[0][key] for key in ("run", "data", "split", "seed", "machine", "date")}
     merged["start"], merged["n_images"] = shards[0]["start"], sum(s["n_images"] for s in shards)
-    merged["shards"], merged["per_k"] = len(shards), {}
+    merged["shards"], merged["per_k"] = sum(s.get("shards", 1) for s in shards), {}  # a merged file counts its own
     for k in shards[0]["per_k"]:
         merged["per_k"][k] = {
             "nll_nats": [v for s in shards for v in s["per_k"][k]["nll_nats"]],
