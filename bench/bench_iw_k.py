@@ -89,9 +89,10 @@ def compare(paths: list[str]) -> dict:
     result = {"base": base["run"], "split": base["split"], "start": base["start"], "n_images": base["n_images"],
               "models": []}
     for other in others:
-        if (other["split"], other["start"], other["n_images"], other["seed"]) != \
-                (base["split"], base["start"], base["n_images"], base["seed"]):
-            raise SystemExit(f"{other['run']} was not scored on the same images and seed as {base['run']}")
+        # Each shard reseeds its draws, so a merged file pairs only with one split the same way.
+        same = ("split", "start", "n_images", "seed")
+        if ([other[key] for key in same] + [other.get("shards", 1)]) != ([base[key] for key in same] + [base.get("shards", 1)]):
+            raise SystemExit(f"{other['run']} was not scored on the same images, seed and shards as {base['run']}")
         for k in sorted(set(base["per_k"]) & set(other["per_k"]), key=int):
             gains = [a - b for a, b in zip(base["per_k"][k]["nll_nats"], other["per_k"][k]["nll_nats"])]
             result["models"].append({"run": other["run"], "k": int(k),
