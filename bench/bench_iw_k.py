@@ -90,8 +90,10 @@ def compare(paths: list[str]) -> dict:
               "models": []}
     for other in others:
         # Each shard reseeds its draws, so a merged file pairs only with one split the same way.
-        same = ("split", "start", "n_images", "seed")
-        if ([other[key] for key in same] + [other.get("shards", 1)]) != ([base[key] for key in same] + [base.get("shards", 1)]):
+        def scored_on(record):
+            return [record[key] for key in ("split", "start", "n_images", "seed")] + [record.get("shards", 1)]
+
+        if scored_on(other) != scored_on(base):
             raise SystemExit(f"{other['run']} was not scored on the same images, seed and shards as {base['run']}")
         for k in sorted(set(base["per_k"]) & set(other["per_k"]), key=int):
             gains = [a - b for a, b in zip(base["per_k"][k]["nll_nats"], other["per_k"][k]["nll_nats"])]
