@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -553,8 +554,6 @@ def main(argv: list[str] | None = None) -> int:
         print("pixloom: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # stdout closed early (`pixloom models | head`): stop quietly, as cat does
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush cannot fail again
         return 141
 
