@@ -49,6 +49,22 @@ def test_train_writes_a_loadable_run_and_eval_prints_json(trained_run, capsys):
     assert abs(result["bits_per_dim"] - result["nll_nats"] / (784 * np.log(2))) < 1e-9
 
 
+def test_eval_reports_the_standard_error_over_images(trained_run, capsys):
+    from pixloom import from_pretrained
+    from pixloom.data import load_dataset
+
+    code, out, _ = run_cli(["eval", str(trained_run), "--data", "sample-binarized", "--split", "test",
+                            "--limit", "50", "--batch-size", "16", "--quiet"], capsys)  # 4 batches, the last short
+    assert code == 0
+    result = json.loads(out)
+    images = load_dataset("sample-binarized", "test").images[:50]
+    with torch.no_grad():
+        per_image = from_pretrained(str(trained_run)).nll(images)["nll_nats"].double()
+    assert result["nll_nats"] == pytest.approx(float(per_image.mean()), abs=1e-4)
+    assert result["nll_nats_stderr"] == pytest.approx(float(per_image.std() / 50 ** 0.5), rel=1e-4)
+    assert result["nll_nats_stderr"] > 0
+
+
 def test_sample_and_complete_write_pictures(trained_run, tmp_path, capsys):
     grid = tmp_path / "grid.png"
     assert main(["sample", str(trained_run), "-n", "6", "--out", str(grid), "--seed", "1"]) == 0

@@ -18,10 +18,13 @@ def _batches(dataset, batch_size: int, progress: bool):
 
 @torch.no_grad()
 def evaluate_likelihood(model, dataset, batch_size: int = 256, progress: bool = True, **options) -> dict:
-    """Average ``model.nll`` over ``dataset``. Returns ``nll_nats``, ``bits_per_dim``, ``n_images``
-    and any other per-image figure the model reports (e.g. ``elbo_nats``)."""
+    """Average ``model.nll`` over ``dataset``. Returns ``nll_nats``, ``bits_per_dim``, ``n_images``,
+    any other per-image figure the model reports (e.g. ``elbo_nats``) and ``nll_nats_stderr``, the
+    standard error of the mean over the images (how much ``nll_nats`` would move on another draw of
+    as many images; two models scored on the same images differ far more precisely than this)."""
     model.eval()
     totals: dict[str, float] = {}
+    squares = 0.0  # sum of nll_nats ** 2, for the standard error
     count = 0
     for n, batch in _batches(dataset, batch_size, progress):
         label = batch.get("label") if model.config.num_classes else None
@@ -29,9 +32,13 @@ def evaluate_likelihood(model, dataset, batch_size: int = 256, progress: bool = 
                             None if label is None else label.to(model.device), **options)
         for k, v in figures.items():
             totals[k] = totals.get(k, 0.0) + float(v.double().sum())
+        squares += float(figures["nll_nats"].double().pow(2).sum())
         count += n
     result = {k: v / count for k, v in totals.items()}
-    result["bits_per_dim"] = result["nll_nats"] / (model.num_dims * math.log(2.0))
+    mean = result["nll_nats"]
+    variance = max(squares - count * mean ** 2, 0.0) / max(count - 1, 1)  # unbiased, over images
+    result["nll_nats_stderr"] = math.sqrt(variance / count)
+    result["bits_per_dim"] = mean / (model.num_dims * math.log(2.0))
     result["n_images"] = count
     return result
 
