@@ -16,7 +16,7 @@ IW_SAMPLES=${IW_SAMPLES:-100}  # DRAW's test IWAE k; k = 1000 was 0.33 nats tigh
 JOBS=(  # next lease (prepared in sessions 9-11): DRAW on dynamically binarized data with the 10-sample IWAE
   # objective (CPU, 72 min from the k=5 model: k=10 gained 0.10 nats of valid k=100 NLL, k=5 0.03), the Row LSTM
   # and the PixelRNN at lower rates (restarts at high rates did not help; --optimizer rmsprop is untried)
-  "gpu-draw64-iwae|draw|--init .devdata/init/mnist-draw --data binarized-mnist-dynamic --set iw_train_samples=10 --batch-size 64 --lr 2e-4 --warmup-steps 50 --ema 0.999"
+  "gpu-draw64-iwae|draw|--init .devdata/init/mnist-draw --data binarized-mnist-dynamic --set iw_train_samples=10 --set freeze_generative=false --set dreg=false --batch-size 64 --lr 2e-4 --warmup-steps 50 --ema 0.999"
   "gpu-rowlstm3|pixel-rnn|--init .devdata/init/gpu-rowlstm2 --batch-size 256 --lr 5e-4 --warmup-steps 50 --ema 0.998"
   "gpu-pixelrnn2|pixel-rnn|--init .devdata/init/gpu-pixelrnn --batch-size 256 --lr 2e-4 --warmup-steps 50 --ema 0.999"
 )

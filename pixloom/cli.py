@@ -247,7 +247,9 @@ def _train(args, world) -> int:
     trainer = Trainer(model, train_data, valid_data, train_config, out, run_info=info)  # checks the options first
     if world.is_main:
         processes = f" in {world.size} processes" if world.distributed else ""
-        print(f"training {args.model} ({model.num_parameters():,} parameters) on {data_name}: "
+        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        frozen = f", {trained:,} of them trained" if trained < model.num_parameters() else ""
+        print(f"training {args.model} ({model.num_parameters():,} parameters{frozen}) on {data_name}: "
               f"{len(train_data):,} train / {len(valid_data):,} valid images{processes} -> {out}", file=sys.stderr)
     summary = trainer.fit(resume=args.resume)
     if not world.is_main:

@@ -48,11 +48,11 @@ def _images(model, n=64, seed=0):
 
 
 # -- IWAE ---------------------------------------------------------------------------------------
-def _z_sensitive_vae(latent_size=2):
+def _z_sensitive_vae(latent_size=2, **options):
     """A VAE whose decoder depends strongly on z and whose q(z|x) is close to the prior, so the
     ELBO is loose and importance weighting has something to gain."""
     torch.manual_seed(0)
-    model = RecurrentVAE(RecurrentVAEConfig(**TINY, latent_size=latent_size))
+    model = RecurrentVAE(RecurrentVAEConfig(**TINY, latent_size=latent_size, **options))
     with torch.no_grad():
         for layer in (model.z_to_state, model.z_to_input, model.head):
             layer.weight.mul_(4)
@@ -61,9 +61,9 @@ def _z_sensitive_vae(latent_size=2):
     return model
 
 
-def _z_sensitive_draw():
+def _z_sensitive_draw(**options):
     torch.manual_seed(0)
-    model = DRAW(DRAWConfig(**TINY, steps=2, latent_size=2))
+    model = DRAW(DRAWConfig(**TINY, steps=2, latent_size=2, **options))
     with torch.no_grad():
         model.decoder.weight_ih.mul_(4)
         model.write_head.weight.mul_(4)
@@ -137,6 +137,88 @@ def test_iwae_training_weights_the_prior_ratio_by_the_kl_warmup():
     assert weights == pytest.approx([0.0, 0.1, 0.2])  # the buffer counts steps as in ELBO training
     model.eval()
     assert float(model.loss({"image": images})["kl_weight"]) == 1.0  # validation scores the exact bound
+
+
+# -- the doubly reparameterized gradient (DReG) for q ----------------------------------------------
+def _trained_gradient(model, images, seed):
+    """The gradient of one training loss over the trainable parameters, flattened."""
+    model.train()
+    model.zero_grad()
+    torch.manual_seed(seed)
+    model.loss({"image": images})["loss"].backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.requires_grad])
+
+
+@pytest.mark.parametrize("make", [_z_sensitive_vae, _z_sensitive_draw])
+def test_dreg_gradient_is_the_iwae_gradient_of_q_with_less_noise(make):
+    """Tucker et al. 2019: the doubly reparameterized estimator has the same expectation as the
+    plain reparameterized IWAE gradient of q's parameters, and a smaller variance. Each row of a
+    batch of 2,000 copies of two images is an independent 4-sample estimate; the reference is the
+    plain gradient averaged over 20,000. Leaving q's parameters live inside log q (a wrong DReG)
+    misses the reference by about 100 %; DReG lands within a few per cent."""
+    plain = make(iw_train_samples=4, freeze_generative=True)
+    dreg = make(iw_train_samples=4, freeze_generative=True, dreg=True)
+    images = tiny_binary_dataset(n=2).images
+    many = images.repeat(2000, 1, 1, 1)
+    reference = sum(_trained_gradient(plain, many, seed) for seed in range(10, 15)) / 5
+    g_dreg = [_trained_gradient(dreg, images.repeat(1000, 1, 1, 1), seed) for seed in (1, 2)]
+    g_plain = [_trained_gradient(plain, images.repeat(1000, 1, 1, 1), seed) for seed in (1, 2)]
+
+    def relative(a, b):
+        return float((a - b).norm() / b.norm())
+    assert relative((g_dreg[0] + g_dreg[1]) / 2, reference) < 0.2
+    assert relative(g_dreg[0], g_dreg[1]) < 0.6 * relative(g_plain[0], g_plain[1])  # less noise
+    wrong = make(iw_train_samples=4, freeze_generative=True, dreg=True)
+    wrong._log_weights_dreg = lambda im, kl_weight=1.0: (lambda w: (w, w))(wrong._log_weights(im, kl_weight))
+    assert relative(_trained_gradient(wrong, many, 1), reference) > 0.5  # the check can fail
+
+
+@pytest.mark.parametrize("make", [_z_sensitive_vae, _z_sensitive_draw])
+def test_dreg_loss_is_the_bound_and_only_q_trains(make):
+    """Under freeze_generative only q's parameters get gradients, a step leaves p(x, z) as it was,
+    and the DReG loss reports the same k-sample bound the plain one does on the same draws."""
+    images = tiny_binary_dataset(n=8).images
+    plain, dreg = make(iw_train_samples=3, freeze_generative=True), make(iw_train_samples=3, freeze_generative=True, dreg=True)
+    for model in (plain, dreg):
+        model.train()
+    torch.manual_seed(5)
+    plain_out = plain.loss({"image": images})
+    torch.manual_seed(5)
+    dreg_out = dreg.loss({"image": images})
+    assert float(dreg_out["loss"].detach()) == pytest.approx(float(plain_out["loss"].detach()), rel=1e-5)
+    assert float(dreg_out["iwae_nats"]) == pytest.approx(float(plain_out["iwae_nats"]), rel=1e-5)
+    trained = {n for n, p in dreg.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith(dreg.inference_parameter_prefixes) for n in trained)
+    assert "posterior.weight" in trained and len(trained) < len(list(dreg.parameters()))
+    before = {n: p.detach().clone() for n, p in dreg.named_parameters()}
+    optimizer = torch.optim.Adam([p for p in dreg.parameters() if p.requires_grad], lr=1e-2)
+    dreg_out["loss"].backward()
+    optimizer.step()
+    for name, p in dreg.named_parameters():
+        assert torch.equal(p, before[name]) != (name in trained), name
+
+
+@pytest.mark.parametrize("make", [_z_sensitive_vae, _z_sensitive_draw])
+def test_short_dreg_training_tightens_the_bound_of_a_fixed_model(make):
+    model = make(iw_train_samples=4, freeze_generative=True, dreg=True)
+    images = tiny_binary_dataset(n=64).images
+
+    def bound():
+        torch.manual_seed(1)
+        return float(model.nll(images, iw_samples=4)["nll_nats"].mean())
+    before = bound()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(30):
+        optimizer.zero_grad()
+        model.loss({"image": images})["loss"].backward()
+        optimizer.step()
+    assert bound() < before - 0.05  # measured: 0.12 (VAE), 0.07 (DRAW); q of a random p has little to find
+
+
+def test_dreg_without_freezing_p_is_a_one_line_error():
+    with pytest.raises(PixloomError, match="freeze_generative"):
+        DRAW(DRAWConfig(**TINY, steps=2, latent_size=2, iw_train_samples=3, dreg=True))
 
 
 # -- attention ------------------------------------------------------------------------------------
@@ -327,6 +409,22 @@ def test_cli_eval_with_iw_samples(runs, name, capsys):
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n_images"] == 16 and result["nll_nats"] <= -result["elbo_nats"]
+
+
+def test_cli_dreg_fine_tune_trains_only_the_inference_network(runs, tmp_path, capsys):
+    """``--init RUN --set freeze_generative=true --set dreg=true``: the saved model keeps p(x, z)
+    bit for bit and has a new q(z | x); the start line says how many parameters train."""
+    out = tmp_path / "dreg"
+    assert main(["train", "draw", "--data", "sample-binarized", "--limit-train", "32", "--limit-valid", "16",
+                 "--init", str(runs / "draw"), "--set", "iw_train_samples=3", "--set", "freeze_generative=true",
+                 "--set", "dreg=true", "--epochs", "1", "--batch-size", "8", "--lr", "1e-2", "--quiet",
+                 "--out", str(out)]) == 0
+    assert "of them trained" in capsys.readouterr().err
+    start, tuned = pixloom.from_pretrained(runs / "draw"), pixloom.from_pretrained(out)
+    assert tuned.config.dreg and tuned.config.freeze_generative
+    for name, p in tuned.state_dict().items():
+        inference = name.startswith(DRAW.inference_parameter_prefixes)
+        assert torch.equal(p, start.state_dict()[name]) != inference or name == "train_steps", name
 
 
 def test_cli_eval_seed_makes_the_iwae_estimate_reproducible(runs, capsys):

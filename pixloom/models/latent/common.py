@@ -1,11 +1,13 @@
 """Helpers shared by the latent-variable image models (recurrent VAE, DRAW, sequence autoencoder):
 Gaussian KL, the importance-weighted likelihood bound (Burda, Grosse & Salakhutdinov 2016, "Importance
-Weighted Autoencoders"), row views of images and interpolation weights."""
+Weighted Autoencoders") and its doubly reparameterized gradient for the inference network (Tucker,
+Lawson, Gu & Maddison 2019, "Doubly Reparameterized Gradient Estimators for Monte Carlo Objectives"),
+row views of images and interpolation weights."""
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 
@@ -82,11 +84,30 @@ class ImportanceWeightedGenerator(ImageGenerator):
 
     default_iw_samples = 100
     iw_max_rows = 4096
+    # Name prefixes of the parameters of the inference network q(z | x); all others define p(x, z).
+    inference_parameter_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config):
         super().__init__(config)
         if getattr(config, "iw_train_samples", 1) < 1:
             raise PixloomError(f"iw_train_samples must be at least 1, got {config.iw_train_samples}")
+        if getattr(config, "dreg", False) and not getattr(config, "freeze_generative", False):
+            raise PixloomError("dreg = true is the doubly reparameterized gradient of the inference network "
+                               "alone; set freeze_generative = true as well")
+
+    def freeze_generative_if_asked(self) -> None:
+        """Under ``config.freeze_generative`` only q(z | x) trains: the parameters of p(x, z), and so
+        the likelihood the model defines, stay as they are (subclasses call this last in __init__)."""
+        if getattr(self.config, "freeze_generative", False):
+            for name, parameter in self.named_parameters():
+                if not name.startswith(self.inference_parameter_prefixes):
+                    parameter.requires_grad_(False)
+
+    def _log_weights_dreg(self, images: torch.Tensor, kl_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """One z ~ q(z | x) per image, reparameterised: ``(log_w, log_w_path)``, (rows,) each, where
+        ``log_w_path`` is the same number with the parameters of q held fixed inside log q(z | x),
+        so that its gradient reaches q's parameters only through z (Tucker et al. 2019, eq. 5)."""
+        raise PixloomError(f"{self.name} has no doubly reparameterized gradient (dreg)")
 
     def _log_weights(self, images: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
         """``log p(x | z) + kl_weight * (log p(z) - log q(z | x))`` for one z ~ q(z | x) per image."""
@@ -125,14 +146,26 @@ class ImportanceWeightedGenerator(ImageGenerator):
         beta = self.kl_weight()
         self.count_training_step()
         k = getattr(self.config, "iw_train_samples", 1)
-        if k <= 1:
+        dreg = getattr(self.config, "dreg", False)
+        if k <= 1 and not dreg:
             recon, kl = recon_and_kl()
             return self.elbo_loss(recon, kl, beta)
-        b = images.shape[0]
-        log_w = self._log_weights(images.repeat_interleave(k, dim=0), kl_weight=beta).view(b, k)  # (B, k)
-        bound = torch.logsumexp(log_w, dim=1) - math.log(k)  # (B,)
+        b, repeated = images.shape[0], images.repeat_interleave(k, dim=0)
+        if dreg and torch.is_grad_enabled():
+            # The doubly reparameterized gradient (Tucker et al. 2019, eq. 7) of the bound with respect
+            # to q's parameters: sum_i w~_i^2 d log w_i / d z_i dz_i / dphi. Its value is the bound;
+            # only its gradient differs, and it does not vanish in signal-to-noise as k grows the
+            # way the plain estimator's does for q (Rainforth et al. 2018).
+            log_w, log_w_path = (t.view(b, k) for t in self._log_weights_dreg(repeated, kl_weight=beta))
+            bound = torch.logsumexp(log_w, dim=1) - math.log(k)  # (B,)
+            surrogate = -(torch.softmax(log_w.detach(), dim=1).pow(2) * log_w_path).sum(1)  # (B,)
+            loss = (-bound.detach() + surrogate - surrogate.detach()).mean()
+        else:
+            log_w = self._log_weights(repeated, kl_weight=beta).view(b, k)  # (B, k)
+            bound = torch.logsumexp(log_w, dim=1) - math.log(k)  # (B,)
+            loss = -bound.mean()
         return {
-            "loss": -bound.mean() / self.num_dims,
+            "loss": loss / self.num_dims,
             "iwae_nats": bound.mean().detach(),  # the k-sample bound on log p(x)
             "elbo_nats": log_w.mean().detach(),  # a one-sample estimate of the ELBO, for comparison
             "kl_weight": torch.tensor(beta),

@@ -21,8 +21,10 @@ canvas (section 3.1). Defaults are the paper's MNIST model with attention: T = 6
 write 5 x 5, 256 LSTM units, 100 latent dimensions per step.
 
 Likelihood: ``nll(..., iw_samples=k)`` is the importance-weighted bound of Burda et al. 2016 over
-the whole latent sequence ``z_1..T`` (the paper reports the ELBO; ``elbo_nats`` is that).
-Binary images only (levels 2).
+the whole latent sequence ``z_1..T`` (the paper reports the ELBO; ``elbo_nats`` is that). With
+``freeze_generative`` and ``dreg`` only the inference network (encoder LSTM, posterior, read attention)
+trains, on the doubly reparameterized gradient of that bound (Tucker et al. 2019): a better
+importance sampler for a fixed model. Binary images only (levels 2).
 """
 
 from __future__ import annotations
@@ -56,12 +58,15 @@ class DRAWConfig:
     write_n: int = 5  # write grid N x N (attention only)
     kl_warmup_steps: int = 0  # > 0: KL weight rises linearly from 0 to 1 over this many training steps
     iw_train_samples: int = 1  # k > 1: train on the k-sample IWAE bound instead of the ELBO (Burda et al. 2016)
+    freeze_generative: bool = False  # True: only q(z|x) trains; p(x, z), and so the likelihood, stays fixed
+    dreg: bool = False  # with freeze_generative: q's doubly reparameterized IWAE gradient (Tucker et al. 2019)
 
 
 class DRAW(ImportanceWeightedGenerator):
     name = "draw"
     config_class = DRAWConfig
     summary = "DRAW: LSTM VAE painting a canvas over T steps with Gaussian attention (Gregor et al. 2015)"
+    inference_parameter_prefixes = ("encoder.", "posterior.", "read_attention.", "h_enc0")
 
     def __init__(self, config: DRAWConfig):
         super().__init__(config)
@@ -89,19 +94,20 @@ class DRAW(ImportanceWeightedGenerator):
         self.h_enc0 = nn.Parameter(torch.zeros(h))
         self.h_dec0 = nn.Parameter(torch.zeros(h))
         self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))  # for the KL warm-up
+        self.freeze_generative_if_asked()
 
     # -- read and write (eq. 17-18 without attention, 27-29 with) -------------------------------
-    def _filters(self, layer: nn.Linear, h_dec: torch.Tensor, n: int):
+    def _filters(self, layer, h_dec: torch.Tensor, n: int):
         c = self.config
         gx, gy, log_sigma2, log_delta, log_gamma = attention.attention_params(layer(h_dec), n, c.height, c.width)
         fx, fy = attention.gaussian_filterbank(gx, gy, log_sigma2, log_delta, n, c.height, c.width)
         return fx, fy, log_gamma
 
-    def _read(self, x: torch.Tensor, x_hat: torch.Tensor, h_dec: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) x 2 -> (B, read_size)."""
+    def _read(self, x: torch.Tensor, x_hat: torch.Tensor, h_dec: torch.Tensor, read_attention=None) -> torch.Tensor:
+        """(B, C, H, W) x 2 -> (B, read_size). ``read_attention``: a stand-in for that layer."""
         if self.read_attention is None:
             return torch.cat([x.flatten(1), x_hat.flatten(1)], dim=1)
-        fx, fy, log_gamma = self._filters(self.read_attention, h_dec, self.config.read_n)
+        fx, fy, log_gamma = self._filters(read_attention or self.read_attention, h_dec, self.config.read_n)
         both = torch.cat([x, x_hat], dim=1)  # (B, 2C, H, W): one filterbank for both
         return attention.read(both, fx, fy, log_gamma).flatten(1)  # (B, 2C * N * N)
 
@@ -121,14 +127,15 @@ class DRAW(ImportanceWeightedGenerator):
         return canvas, (self.h_enc0.expand(b, h), zeros), (self.h_dec0.expand(b, h), zeros)
 
     # -- inference: encoder and decoder together -------------------------------------------------
-    def _infer(self, images: torch.Tensor, use_means: bool = False) -> dict[str, torch.Tensor]:
+    def _infer(self, images: torch.Tensor, use_means: bool = False, keep_steps: bool = False) -> dict[str, torch.Tensor]:
         """Run the whole model on integer images (B, C, H, W). Returns the final canvas logits
         ``canvas`` (B, C, H, W), ``kl`` (B,), ``log_ratio`` = sum_t log p(z_t) - log q(z_t) (B,)
-        and the posterior means ``mu`` (B, T, latent). ``use_means``: z_t = mu_t (no noise)."""
+        and the posterior means ``mu`` (B, T, latent). ``use_means``: z_t = mu_t (no noise).
+        ``keep_steps``: also ``steps``, the (c_{t-1}, h^dec_{t-1}, z_t) of every step."""
         x = to_unit_interval(images, self.config.levels)
         canvas, enc, dec = self._start(x.shape[0])
         kl = log_ratio = torch.zeros(x.shape[0], device=x.device)
-        means = []
+        means, steps = [], []
         for _ in range(self.config.steps):
             x_hat = x - torch.sigmoid(canvas)  # eq. 3
             r = self._read(x, x_hat, dec[0])  # eq. 4
@@ -136,12 +143,14 @@ class DRAW(ImportanceWeightedGenerator):
             mu, log_sigma = self.posterior(enc[0]).chunk(2, dim=-1)  # eq. 1-2
             eps = torch.zeros_like(mu) if use_means else torch.randn_like(mu)
             z = mu + log_sigma.exp() * eps  # eq. 6
+            if keep_steps:
+                steps.append((canvas, dec[0], z))
             kl = kl + gaussian_kl(mu, 2 * log_sigma)  # eq. 11
             log_ratio = log_ratio + standard_normal_log_ratio(z, eps, log_sigma)
             dec = self.decoder(z, dec)  # eq. 7
             canvas = canvas + self._write(dec[0])  # eq. 8
             means.append(mu)
-        return {"canvas": canvas, "kl": kl, "log_ratio": log_ratio, "mu": torch.stack(means, dim=1)}
+        return {"canvas": canvas, "kl": kl, "log_ratio": log_ratio, "mu": torch.stack(means, dim=1), "steps": steps}
 
     def _recon_nats(self, canvas: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """L^x = -log D(x | c_T), (B,) (eq. 9)."""
@@ -159,6 +168,29 @@ class DRAW(ImportanceWeightedGenerator):
     def _log_weights(self, images: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
         out = self._infer(images)
         return kl_weight * out["log_ratio"] - self._recon_nats(out["canvas"], images)
+
+    def _log_weights_dreg(self, images: torch.Tensor, kl_weight: float = 1.0):
+        """``(log_w, log_w_path)`` for one latent sequence per image. q(z_t | z_<t, x) depends on
+        z_<t through the canvas and h^dec, so log q with q's parameters held fixed is a second run
+        of the encoder over the same z_1..T with detached weights (gradients still flow through z)."""
+        out = self._infer(images, keep_steps=True)
+        log_px = -self._recon_nats(out["canvas"], images)
+        x = to_unit_interval(images, self.config.levels)
+        fixed = {name: p.detach() for name, p in self.named_parameters() if name.startswith(self.inference_parameter_prefixes)}
+
+        def sub(prefix):
+            return {name[len(prefix):]: p for name, p in fixed.items() if name.startswith(prefix)}
+        encoder, posterior, read = sub("encoder."), sub("posterior."), sub("read_attention.")
+        read_attention = (lambda h: torch.func.functional_call(self.read_attention, read, (h,))) if read else None
+        b, hidden = x.shape[0], self.config.hidden_size
+        enc = (fixed["h_enc0"].expand(b, hidden), torch.zeros(b, hidden, device=x.device))
+        log_ratio_path = torch.zeros(b, device=x.device)
+        for canvas, h_dec, z in out["steps"]:
+            r = self._read(x, x - torch.sigmoid(canvas), h_dec, read_attention)
+            enc = torch.func.functional_call(self.encoder, encoder, (torch.cat([r, h_dec], dim=1), enc))
+            mu, log_sigma = torch.func.functional_call(self.posterior, posterior, (enc[0],)).chunk(2, dim=-1)
+            log_ratio_path = log_ratio_path + standard_normal_log_ratio(z, (z - mu) / log_sigma.exp(), log_sigma)
+        return log_px + kl_weight * out["log_ratio"], log_px + kl_weight * log_ratio_path
 
     # -- generation ------------------------------------------------------------------------------
     def _decode_canvases(self, z: torch.Tensor | None, n: int, generator=None) -> torch.Tensor:

@@ -55,6 +55,8 @@ class RecurrentVAEConfig:
     decoder_reads_rows: bool = False  # False: pixels fully factorised given z
     kl_warmup_steps: int = 0  # > 0: KL weight rises linearly from 0 to 1 over this many training steps
     iw_train_samples: int = 1  # k > 1: train on the k-sample IWAE bound instead of the ELBO (Burda et al. 2016)
+    freeze_generative: bool = False  # True: only q(z|x) trains; p(x, z), and so the likelihood, stays fixed
+    dreg: bool = False  # with freeze_generative: q's doubly reparameterized IWAE gradient (Tucker et al. 2019)
 
 
 class RecurrentVAE(ImportanceWeightedGenerator):
@@ -63,6 +65,7 @@ class RecurrentVAE(ImportanceWeightedGenerator):
     summary = "VAE with LSTM encoder/decoder over rows (Kingma & Welling 2014); ELBO training, IWAE likelihood"
     default_iw_samples: ClassVar[int] = 100  # k of log_prob / nll when none is given
     iw_max_rows: ClassVar[int] = 4096  # images x samples per forward pass in nll
+    inference_parameter_prefixes = ("encoder_in.", "encoder.", "posterior.")
 
     def __init__(self, config: RecurrentVAEConfig):
         super().__init__(config)
@@ -79,6 +82,7 @@ class RecurrentVAE(ImportanceWeightedGenerator):
         self.decoder = make_fused_rnn("lstm", h, h, c.num_layers)
         self.head = nn.Linear(h, row_size)
         self.register_buffer("train_steps", torch.zeros((), dtype=torch.long))
+        self.freeze_generative_if_asked()
 
     # -- encoder and decoder ---------------------------------------------------------------------
     def posterior_params(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,6 +155,18 @@ class RecurrentVAE(ImportanceWeightedGenerator):
         logits = self.decoder_logits(z, images)
         log_px = -F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
         return log_px + kl_weight * standard_normal_log_ratio(z, eps, 0.5 * logvar)
+
+    def _log_weights_dreg(self, images: torch.Tensor, kl_weight: float = 1.0):
+        """``(log_w, log_w_path)``: one z per image; in ``log_w_path`` log q(z | x) has its mean and
+        variance detached, so its gradient reaches the encoder only through z."""
+        mu, logvar = self.posterior_params(images)
+        eps = torch.randn_like(mu)
+        z = mu + (0.5 * logvar).exp() * eps
+        logits = self.decoder_logits(z, images)
+        log_px = -F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
+        log_sigma = 0.5 * logvar.detach()
+        path = standard_normal_log_ratio(z, (z - mu.detach()) / log_sigma.exp(), log_sigma)
+        return log_px + kl_weight * standard_normal_log_ratio(z, eps, 0.5 * logvar), log_px + kl_weight * path
 
     # -- what the latent space is for ------------------------------------------------------------
     @torch.no_grad()
