@@ -106,7 +106,7 @@ class ImportanceWeightedGenerator(ImageGenerator):
     def _log_weights_dreg(self, images: torch.Tensor, kl_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """One z ~ q(z | x) per image, reparameterised: ``(log_w, log_w_path)``, (rows,) each, where
         ``log_w_path`` is the same number with the parameters of q held fixed inside log q(z | x),
-        so that its gradient reaches q's parameters only through z (Tucker et al. 2019, eq. 5)."""
+        so that its gradient reaches q's parameters only through z (Tucker et al. 2019)."""
         raise PixloomError(f"{self.name} has no doubly reparameterized gradient (dreg)")
 
     def _log_weights(self, images: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
@@ -152,7 +152,7 @@ class ImportanceWeightedGenerator(ImageGenerator):
             return self.elbo_loss(recon, kl, beta)
         b, repeated = images.shape[0], images.repeat_interleave(k, dim=0)
         if dreg and torch.is_grad_enabled():
-            # The doubly reparameterized gradient (Tucker et al. 2019, eq. 7) of the bound with respect
+            # The doubly reparameterized gradient (Tucker et al. 2019) of the bound with respect
             # to q's parameters: sum_i w~_i^2 d log w_i / d z_i dz_i / dphi. Its value is the bound;
             # only its gradient differs, and it does not vanish in signal-to-noise as k grows the
             # way the plain estimator's does for q (Rainforth et al. 2018).
