@@ -147,26 +147,27 @@ class RecurrentVAE(ImportanceWeightedGenerator):
         return self.training_loss(images, recon_and_kl)
 
     # -- likelihood ------------------------------------------------------------------------------
-    def _log_weights(self, images: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
-        """One z ~ q(z|x) per image: log p(x, z) - log q(z | x), (B,) (the prior ratio times kl_weight)."""
+    def _draw_latent(self, images: torch.Tensor):
+        """One reparameterised z ~ q(z | x) per image: (log p(x | z), z, eps, mu, log sigma), (B, ...)."""
         mu, logvar = self.posterior_params(images)
         eps = torch.randn_like(mu)
         z = mu + (0.5 * logvar).exp() * eps
         logits = self.decoder_logits(z, images)
         log_px = -F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
-        return log_px + kl_weight * standard_normal_log_ratio(z, eps, 0.5 * logvar)
+        return log_px, z, eps, mu, 0.5 * logvar
+
+    def _log_weights(self, images: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+        """One z ~ q(z|x) per image: log p(x, z) - log q(z | x), (B,) (the prior ratio times kl_weight)."""
+        log_px, z, eps, _, log_sigma = self._draw_latent(images)
+        return log_px + kl_weight * standard_normal_log_ratio(z, eps, log_sigma)
 
     def _log_weights_dreg(self, images: torch.Tensor, kl_weight: float = 1.0):
         """``(log_w, log_w_path)``: one z per image; in ``log_w_path`` log q(z | x) has its mean and
         variance detached, so its gradient reaches the encoder only through z."""
-        mu, logvar = self.posterior_params(images)
-        eps = torch.randn_like(mu)
-        z = mu + (0.5 * logvar).exp() * eps
-        logits = self.decoder_logits(z, images)
-        log_px = -F.binary_cross_entropy_with_logits(logits, images.float(), reduction="none").flatten(1).sum(1)
-        log_sigma = 0.5 * logvar.detach()
-        path = standard_normal_log_ratio(z, (z - mu.detach()) / log_sigma.exp(), log_sigma)
-        return log_px + kl_weight * standard_normal_log_ratio(z, eps, 0.5 * logvar), log_px + kl_weight * path
+        log_px, z, eps, mu, log_sigma = self._draw_latent(images)
+        fixed_sigma = log_sigma.detach()
+        path = standard_normal_log_ratio(z, (z - mu.detach()) / fixed_sigma.exp(), fixed_sigma)
+        return log_px + kl_weight * standard_normal_log_ratio(z, eps, log_sigma), log_px + kl_weight * path
 
     # -- what the latent space is for ------------------------------------------------------------
     @torch.no_grad()
