@@ -60,6 +60,8 @@ def main() -> None:
     stop = args.start + args.limit
     versions = {"fixed": data.images[args.start:stop]}
     if args.rebinarize is not None:
+        if not args.data.startswith("binarized-mnist"):
+            raise SystemExit(f"--rebinarize draws from the 8-bit MNIST images; it does not apply to --data {args.data}")
         intensities = load_mnist(args.split, args.data_dir).images  # the 8-bit images of the same split
         generator = torch.Generator().manual_seed(args.rebinarize)
         values = intensities[args.start:stop]
