@@ -54,6 +54,7 @@ def main() -> None:
 
     from pixloom import from_pretrained
     from pixloom.data import load_dataset
+    from pixloom.data.base import binarize
     from pixloom.data.mnist import load_mnist
 
     data = load_dataset(args.data, args.split, data_dir=args.data_dir)
@@ -64,8 +65,7 @@ def main() -> None:
             raise SystemExit(f"--rebinarize draws from the 8-bit MNIST images; it does not apply to --data {args.data}")
         intensities = load_mnist(args.split, args.data_dir).images  # the 8-bit images of the same split
         generator = torch.Generator().manual_seed(args.rebinarize)
-        values = intensities[args.start:stop]
-        versions["fresh"] = (torch.rand(values.shape, generator=generator) * 255 < values).to(torch.uint8)
+        versions["fresh"] = binarize(intensities[args.start:stop], generator)
     record = {"runs": args.runs, "data": args.data, "split": args.split, "start": args.start,
               "n_images": len(versions["fixed"]), "rebinarize_seed": args.rebinarize,
               "machine": f"{platform.machine()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}",

@@ -49,6 +49,11 @@ class ImageDataset:
         return ImageDataset(self.images[:limit], labels, self.levels, self.num_classes, self.name)
 
 
+def binarize(values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One stochastic binarization of 8-bit images: pixel = 1 with probability value/255 (uint8)."""
+    return (torch.rand(values.shape, generator=generator) * 255 < values).to(torch.uint8)
+
+
 @dataclass
 class DynamicallyBinarizedDataset(ImageDataset):
     """Binary images drawn afresh every time a batch is read: pixel = 1 with probability value/255.
@@ -71,7 +76,7 @@ class DynamicallyBinarizedDataset(ImageDataset):
     def get_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         batch = super().get_batch(indices)
         values = self.intensities[indices]
-        batch["image"] = (torch.rand(values.shape) * 255 < values).to(torch.uint8)
+        batch["image"] = binarize(values)
         return batch
 
     def subset(self, limit: int) -> "ImageDataset":
