@@ -95,9 +95,29 @@ def main() -> None:
                   f"+- {entry[f'gain_over_base_{version}']['gain_standard_error']:.4f} nats", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    tmp.write_text(compact_json(record) + "\n")
     tmp.replace(args.out)
     print(f"saved {args.out}")
+
+
+def compact_json(record: dict) -> str:
+    """Indented JSON with each per-image list on one line, so the summary fields stay readable."""
+    lists: list[str] = []
+
+    def stash(value):
+        if isinstance(value, dict):
+            return {key: stash(item) for key, item in value.items()}
+        if isinstance(value, list) and value and all(isinstance(item, float) for item in value):
+            lists.append(json.dumps(value))
+            return f"@@list{len(lists) - 1}@@"
+        if isinstance(value, list):
+            return [stash(item) for item in value]
+        return value
+
+    text = json.dumps(stash(record), indent=1)
+    for index, dumped in enumerate(lists):
+        text = text.replace(f'"@@list{index}@@"', dumped)
+    return text
 
 
 if __name__ == "__main__":
