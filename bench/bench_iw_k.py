@@ -167,4 +167,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from pixloom.errors import PixloomError
+
+    try:
+        main()
+    except PixloomError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
