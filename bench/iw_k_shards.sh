@@ -20,6 +20,6 @@ for ((start = worker * shard; start < total; start += workers * shard)); do
   [ -f "$final" ] && continue
   tmp=$(mktemp --suffix=.json)
   OMP_NUM_THREADS=1 python bench/bench_iw_k.py "$run" --split "$split" --start "$start" --limit "$shard" \
-    --ks "$ks" --out "$tmp" || { rm -f "$tmp"; exit 1; }
+    --ks "$ks" --out "$tmp" || { rc=$?; rm -f "$tmp"; exit $rc; }
   mv "$tmp" "$final"
 done
