@@ -15,6 +15,7 @@
 #   python bench/bench_iw_k.py bench/runs/TAG-iwae10-dreg16 --split valid --limit 1000 --ks 100 --out NEW.json
 #   python bench/bench_iw_k.py --compare SHIPPED-valid1000.json NEW.json --out COMPARE.json
 set -euo pipefail
+cd "$(dirname "$0")/.."  # paths below (runs/, bench/runs/, INIT, DATA_DIR) are relative to the repository root
 usage="usage: bench/draw_chain.sh INIT TAG SEED ELBO_EPOCHS ELBO_MINUTES IWAE_MINUTES DREG_MINUTES [--commit]"
 if [ $# -lt 7 ]; then echo "$usage" >&2; exit 2; fi
 init=$1; tag=$2; seed=$3; elbo_epochs=$4; elbo_min=$5; iwae_min=$6; dreg_min=$7; commit=${8:-}
