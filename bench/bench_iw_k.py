@@ -8,7 +8,7 @@
 
 The same images are scored at every k (paired), so the differences between k are measured far
 more precisely than the NLL itself. Each k draws its own samples from ``--seed``. A run can be split
-into shards over ``--start`` (one process per core); ``--merge`` joins shards of the same k list.
+into shards over ``--start`` (one process per core); ``--merge`` joins shards over the k values they all have.
 The per-image figures are kept so shards merge exactly.
 """
 
@@ -58,7 +58,9 @@ def merge(paths: list[str]) -> dict:
     merged = {key: shards[0][key] for key in ("run", "data", "split", "seed", "machine", "date")}
     merged["start"], merged["n_images"] = shards[0]["start"], sum(s["n_images"] for s in shards)
     merged["shards"], merged["per_k"] = sum(s.get("shards", 1) for s in shards), {}  # a merged file counts its own
-    for k in shards[0]["per_k"]:
+    # Shards may differ in their k lists (a resumed run may drop a k to save time): keep the ks all have.
+    common = set.intersection(*(set(s["per_k"]) for s in shards))
+    for k in sorted(common, key=int):
         merged["per_k"][k] = {
             "nll_nats": [v for s in shards for v in s["per_k"][k]["nll_nats"]],
             "elbo_nats": [v for s in shards for v in s["per_k"][k]["elbo_nats"]],
