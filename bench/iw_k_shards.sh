@@ -1,6 +1,6 @@
 #!/bin/bash
 # Score a model's IWAE estimate on the test split in 500-image shards, resumably.
-# Each finished shard is moved into OUTDIR, so a cut-off session loses at most the shards in flight;
+# Each finished shard is moved into OUTDIR, so a cut-off run loses at most the shards in flight;
 # shards already in OUTDIR are skipped. Run one worker per core, then merge:
 #   bench/iw_k_shards.sh pixloom/pretrained/mnist-draw bench/results/k1000-s29 0 2 &
 #   bench/iw_k_shards.sh pixloom/pretrained/mnist-draw bench/results/k1000-s29 1 2 &
