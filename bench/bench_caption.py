@@ -47,20 +47,18 @@ def throughput(run: str, data_dir: str, n: int, beam: int, batch: int, threads: 
                length_penalty: float | None = None) -> dict:
     import torch
 
-    from pixloom.data.flickr8k import load_caption_dataset
-    from pixloom.models.base import load_pretrained
-    from pixloom.models.captioning.workflows import caption_files
+    import pixloom
 
     torch.set_num_threads(threads)
-    model = load_pretrained(run)
+    model = pixloom.from_pretrained(run)
     if length_penalty is None:
         length_penalty = model.config.length_penalty
-    data = load_caption_dataset("flickr8k", "dev", data_dir).subset(n)
+    data = pixloom.load_dataset("flickr8k", "dev", data_dir).subset(n)
     paths = [str(p) for p in data.image_paths]
-    caption_files(model, paths[:2], beam=beam)  # warm-up: builds the encoder
+    model.caption(paths[:2], beam=beam)  # warm-up: builds the encoder
     started = time.perf_counter()
     for start in range(0, len(paths), batch):
-        caption_files(model, paths[start:start + batch], beam=beam, length_penalty=length_penalty)
+        model.caption(paths[start:start + batch], beam=beam, length_penalty=length_penalty)
     seconds = time.perf_counter() - started
     return {"images": len(paths), "beam": beam, "length_penalty": length_penalty, "batch_size": batch, "threads": threads,
             "seconds": round(seconds, 2), "images_per_second": round(len(paths) / seconds, 2),
@@ -74,15 +72,16 @@ def examples(run: str, data_dir: str, n: int, beam: int, image_dir: Path, attent
     photos and one attention map, for docs/captioning.md."""
     from PIL import Image
 
-    from pixloom.data.flickr8k import load_caption_dataset
-    from pixloom.models.base import load_pretrained
-    from pixloom.models.captioning.workflows import attention_figure, caption_files
+    import pixloom
+    from pixloom.viz import attention_figure
 
-    model = load_pretrained(run)
-    data = load_caption_dataset("flickr8k", "dev", data_dir)
+    model = pixloom.from_pretrained(run)
+    data = pixloom.load_dataset("flickr8k", "dev", data_dir)
     picks = list(range(0, len(data), max(1, len(data) // n)))[:n]
     paths = [str(data.image_paths[k]) for k in picks]
-    captions, decoded, images = caption_files(model, paths, beam=beam, length_penalty=length_penalty)
+    images = model.prepare_images(paths)
+    decoded = model.decode(images, beam=beam, length_penalty=length_penalty)
+    captions = [model.vocab.decode(t) for t in decoded.tokens]
     image_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for j, k in enumerate(picks):
@@ -91,7 +90,7 @@ def examples(run: str, data_dir: str, n: int, beam: int, image_dir: Path, attent
         rows.append({"image": data.image_ids[k], "thumbnail": thumb.name, "generated": captions[j],
                      "references": data.captions[k]})
     attention = None
-    if getattr(model, "has_attention", False):
+    if model.has_attention:
         j = attention_index
         words = model.vocab.decode_ids(decoded.tokens[j])
         small = torch_resize(images[j], 160)
@@ -127,7 +126,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench/results/caption.json"))
     args = parser.parse_args()
     run = Path(args.run)
-    from pixloom.models.base import resolve_model_dir
+    from pixloom.models.registry import resolve_model_dir
 
     model_dir = resolve_model_dir(args.model or args.run)
     entry = {"run": str(run), "model": str(args.model or run),

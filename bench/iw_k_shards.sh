@@ -2,9 +2,9 @@
 # Score a model's IWAE estimate on the test split in 500-image shards, resumably.
 # Each finished shard is moved into OUTDIR, so a cut-off run loses at most the shards in flight;
 # shards already in OUTDIR are skipped. Run one worker per core, then merge:
-#   bench/iw_k_shards.sh pixloom/pretrained/mnist-draw bench/results/k1000-s29 0 2 &
-#   bench/iw_k_shards.sh pixloom/pretrained/mnist-draw bench/results/k1000-s29 1 2 &
-#   python bench/bench_iw_k.py --merge bench/results/k1000-s29/test-*.json --out merged.json
+#   bench/iw_k_shards.sh pixloom/pretrained/mnist-draw bench/results/draw-test-k1000-shards 0 2 &
+#   bench/iw_k_shards.sh pixloom/pretrained/mnist-draw bench/results/draw-test-k1000-shards 1 2 &
+#   python bench/bench_iw_k.py --merge bench/results/draw-test-k1000-shards/test-*.json --out merged.json
 # usage: iw_k_shards.sh RUN OUTDIR WORKER NUM_WORKERS [KS (default 100,1000)] [SPLIT (default test)]
 set -euo pipefail
 usage="usage: bench/iw_k_shards.sh RUN OUTDIR WORKER NUM_WORKERS [KS] [SPLIT]"

@@ -115,7 +115,7 @@ def test_bad_images_are_rejected_in_one_line(cls, config_cls):
         with pytest.raises(PixloomError, match=message) as info:
             model.complete(images, known_rows=2)
         assert "\n" not in str(info.value)
-    with pytest.raises(PixloomError, match="keep-rows"):
+    with pytest.raises(PixloomError, match="known_rows must lie in"):
         model.complete(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), known_rows=9)
 
 

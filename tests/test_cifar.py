@@ -166,7 +166,7 @@ def test_binary_preferred_over_python(tmp_path):
 
 
 def test_registered_and_resize_refused():
-    assert "cifar10" in DATASETS and "\n" not in DATASETS["cifar10"]
+    assert "cifar10" in DATASETS and "\n" not in DATASETS["cifar10"].summary
     with pytest.raises(DataError, match="32x32"):
         load_dataset("cifar10", "train", image_size=28)
 
@@ -286,7 +286,7 @@ def test_offline_download_fails_with_one_line_hint(tmp_path, no_network):
     with pytest.raises(DataError, match="download failed") as error:
         load_dataset("cifar10", "train", str(root))
     message = one_line(error)
-    assert "--data-dir" in message and "PIXLOOM_DATA" in message and str(root) in message
+    assert "data_dir" in message and "PIXLOOM_DATA" in message and str(root) in message
     assert no_network == ["https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"]
     assert not any(path.is_file() for path in root.rglob("*"))  # no partial download left
 
@@ -294,7 +294,7 @@ def test_offline_download_fails_with_one_line_hint(tmp_path, no_network):
 def test_download_false_never_touches_network(tmp_path, no_network):
     with pytest.raises(DataError, match="download disabled") as error:
         load_dataset("cifar10", "test", str(tmp_path), download=False)
-    assert "--data-dir" in one_line(error) and "PIXLOOM_DATA" in str(error.value)
+    assert "data_dir" in one_line(error) and "PIXLOOM_DATA" in str(error.value)
     assert not no_network
 
 

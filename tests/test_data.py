@@ -21,10 +21,10 @@ import torch
 from PIL import Image
 
 from pixloom.data import DATASETS, load_dataset, resolve_data_dir
-from pixloom.data import mnist as mnist_module
 from pixloom.data.base import DynamicallyBinarizedDataset
 from pixloom.data.folder import split_positions
-from pixloom.data.mnist import BINARIZE_BLOCK, binarize, download_file, parse_idx, read_amat, read_idx
+from pixloom.data.download import DownloadFailed, download_file
+from pixloom.data.mnist import BINARIZE_BLOCK, binarize, parse_idx, read_amat, read_idx
 from pixloom.errors import DataError
 
 SHARED_MNIST = Path(__file__).parents[2] / "shared/data/mnist"
@@ -141,7 +141,7 @@ def test_offline_download_fails_with_one_line_hint(tmp_path, no_network):
     with pytest.raises(DataError, match="download failed") as error:
         load_dataset("mnist", "train", str(root))
     message = assert_one_line(error)
-    assert "--data-dir" in message and "PIXLOOM_DATA" in message and str(root) in message
+    assert "data_dir" in message and "PIXLOOM_DATA" in message and str(root) in message
     assert no_network[0].startswith("https://ossci-datasets.s3.amazonaws.com/mnist/")
     assert len(no_network) == 2  # both mirrors of the first file, then give up
     assert not any(path.is_file() for path in root.rglob("*"))  # no partial download left
@@ -151,7 +151,7 @@ def test_download_false_never_touches_network(tmp_path, no_network):
     for name in ("mnist", "fashion-mnist", "binarized-mnist"):
         with pytest.raises(DataError, match="download disabled") as error:
             load_dataset(name, "test", str(tmp_path), download=False)
-        assert "--data-dir" in assert_one_line(error)
+        assert "data_dir" in assert_one_line(error)
     assert not no_network
 
 
@@ -165,7 +165,7 @@ def test_download_verifies_md5_and_renames_atomically(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["f.gz"]
 
     dest.unlink()
-    with pytest.raises(mnist_module._DownloadFailed, match="MD5 mismatch"):
+    with pytest.raises(DownloadFailed, match="MD5 mismatch"):
         download_file(["https://a/f.gz"], dest, hashlib.md5(good).hexdigest())
     assert list(tmp_path.iterdir()) == []
 
@@ -197,7 +197,7 @@ def test_unknown_name_or_split(name, split, listed):
 def test_dataset_listing_has_one_line_descriptions():
     assert {"mnist", "binarized-mnist", "fashion-mnist", "sample", "sample-binarized"} <= set(DATASETS)
     assert any(name.startswith("folder:") for name in DATASETS)
-    assert all(text and "\n" not in text for text in DATASETS.values())
+    assert all(info.summary and "\n" not in info.summary for info in DATASETS.values())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -367,9 +367,12 @@ def test_one_line_errors():
     assert "\n" not in str(info.value)
     with pytest.raises(PixloomError, match="levels 2"):
         DRAW(DRAWConfig(levels=256))
-    model = _make("seq-ae")
-    with pytest.raises(PixloomError, match="no likelihood; use reconstruct"):
-        model.nll(torch.zeros(1, 1, 6, 6, dtype=torch.uint8))
+    from pixloom.models.capabilities import Autoencoder, Likelihood
+
+    model = _make("seq-ae")  # an autoencoder without a likelihood: it does not declare one
+    assert isinstance(model, Autoencoder) and not isinstance(model, Likelihood)
+    with pytest.raises(PixloomError, match="no likelihood"):
+        pixloom.evaluate(model, "sample-binarized", limit=4, iw_samples=5, progress=False)
     with pytest.raises(PixloomError, match="at least 1"):
         _make("rvae").nll(torch.zeros(1, 1, 6, 6, dtype=torch.uint8), iw_samples=0)
     for make, config in ((DRAW, DRAWConfig), (RecurrentVAE, RecurrentVAEConfig)):
@@ -444,7 +447,7 @@ def test_cli_eval_refuses_models_without_iw_samples_or_likelihood(runs, tmp_path
     assert main(["eval", str(tmp_path / "row"), "--data", "sample-binarized", "--limit", "4",
                  "--iw-samples", "5", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "iw_samples" in err and "\n" not in err
+    assert "--iw-samples" in err and "\n" not in err
     assert main(["eval", str(runs / "seq-autoencoder"), "--data", "sample-binarized", "--limit", "4",
                  "--iw-samples", "5", "--quiet"]) == 2
     assert "no likelihood" in capsys.readouterr().err

@@ -3,8 +3,10 @@
     python tools/ship.py runs/mnist-pixelrnn mnist-pixelrnn [--float16 | --int8] [--notes notes.md]
 
 Writes pixloom/pretrained/NAME/{config.json, model.safetensors (+ extra JSON files)} by loading the
-run's model and saving it again (optionally in float16, or int8 matrices with per-row scales), plus README.md with the training command
-from the run's train_config.json, its validation curve, and the notes given (measured figures).
+run's model and saving it again (optionally in float16, or int8 matrices with per-row scales). A new
+model gets a README.md with the training command from the run's train_config.json, its validation
+curve and the notes given (measured figures); a model shipped before keeps its README (its recipe),
+which you then update by hand, unless --new-readme is given.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     import torch
 
-    from pixloom.models.base import load_pretrained
+    from pixloom.models.registry import load_pretrained
 
     parser = argparse.ArgumentParser()
     parser.add_argument("run")
@@ -31,9 +33,13 @@ def main() -> None:
     parser.add_argument("--float16", action="store_true")
     parser.add_argument("--int8", action="store_true", help="large matrices int8 with per-row scales, the rest float16")
     parser.add_argument("--notes", help="markdown file with the measured figures")
+    parser.add_argument("--new-readme", action="store_true", help="replace an existing README.md too")
     args = parser.parse_args()
     run = Path(args.run)
     target = ROOT / "pixloom" / "pretrained" / args.name
+    kept_readme = None
+    if (target / "README.md").is_file() and not args.new_readme:
+        kept_readme = (target / "README.md").read_text()
     if target.exists():
         shutil.rmtree(target)
     model = load_pretrained(run)
@@ -61,7 +67,11 @@ def main() -> None:
         lines.append("")
     if args.notes:
         lines += [Path(args.notes).read_text().strip(), ""]
-    (target / "README.md").write_text("\n".join(lines))
+    if kept_readme is not None:
+        (target / "README.md").write_text(kept_readme)
+        print("kept the existing README.md: update its figures and recipe by hand")
+    else:
+        (target / "README.md").write_text("\n".join(lines))
     size = sum(p.stat().st_size for p in target.iterdir())
     print(f"shipped {run} as {target} ({size / 1e6:.2f} MB)")
 

@@ -169,13 +169,28 @@ class CaptionPairs:
     (an image whose captions are all longer keeps its shortest, cut to ``max_words``). Batches also
     carry ``"image_index"`` (which image of ``data`` each row shows). ``one_per_image``: only the
     first kept caption of each image (an epoch then visits each image once, as self-critical training wants).
+
+    Mirror augmentation (training data only): with ``mirror_augment = p > 0`` each pair of a batch,
+    with probability p, shows the left-right mirrored image (``mirrored`` holds its sources: the
+    cached features of the flipped images; pixels are flipped here) and its caption with "left" and
+    "right" swapped. The draws use torch's global generator, which the Trainer seeds and checkpoints.
     """
 
     def __init__(self, data: CaptionSet, vocab: Vocabulary, sources: dict[str, torch.Tensor], max_words: int = 22,
-                 one_per_image: bool = False):
-        for key, value in sources.items():
+                 one_per_image: bool = False, mirror_augment: float = 0.0,
+                 mirrored: dict[str, torch.Tensor] | None = None):
+        for key, value in {**sources, **(mirrored or {})}.items():
             if len(value) != len(data):
                 raise ValueError(f"source '{key}' has {len(value)} rows for {len(data)} images")
+        if not 0.0 <= mirror_augment <= 1.0:
+            raise PixloomError(f"mirror_augment must lie in [0, 1], got {mirror_augment}")
+        missing = [k for k in sources if k != "image" and k not in (mirrored or {})]
+        if mirror_augment > 0 and missing:
+            raise PixloomError(f"mirror_augment needs the mirrored images' cached features ({', '.join(missing)})")
+        self.mirror_augment = mirror_augment
+        self.mirrored = mirrored or {}
+        left, right = vocab.stoi.get("left"), vocab.stoi.get("right")
+        self.swap = (left, right) if left is not None and right is not None else None
         rows, owners = [], []
         for i, per_image in enumerate(data.tokens):
             kept = [t for t in per_image if 0 < len(t) <= max_words]
@@ -204,9 +219,18 @@ class CaptionPairs:
         width = int(self.lengths[indices].max())
         owners = self.owner[indices]
         batch = {"tokens": self.tokens[indices, :width], "image_index": owners}
+        flip = torch.rand(len(indices)) < self.mirror_augment if self.mirror_augment > 0 else None
         for key, value in self.sources.items():
             part = value[owners]
+            if flip is not None:
+                shape = (-1,) + (1,) * (part.dim() - 1)
+                other = part.flip(-1) if key == "image" else self.mirrored[key][owners]
+                part = torch.where(flip.view(shape), other, part)
             batch[key] = part.float() if part.is_floating_point() else part
+        if flip is not None and self.swap is not None:
+            tokens, (left, right) = batch["tokens"], self.swap
+            swapped = torch.where(tokens == left, right, torch.where(tokens == right, left, tokens))
+            batch["tokens"] = torch.where(flip[:, None], swapped, tokens)
         return batch
 
 

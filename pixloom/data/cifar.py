@@ -45,8 +45,8 @@ import numpy as np
 import torch
 
 from pixloom.data.base import ImageDataset
-from pixloom.data.mnist import _DownloadFailed, _one_line, _read_bytes, download_file
-from pixloom.errors import DataError
+from pixloom.data.download import DownloadFailed, download_file, one_line, read_bytes
+from pixloom.errors import DataError, arg
 
 SPLITS = ("train", "valid", "test")
 NUM_VALID = 5_000  # the last 5,000 official training images; the first 45,000 are ``train``
@@ -68,7 +68,7 @@ DOWNLOAD_FORMAT = "binary"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 
-HINT = ("pass --data-dir DIR holding cifar-10-batches-bin/ or cifar-10-batches-py/ (or the archive "
+HINT = (f"pass {arg('data_dir')} DIR holding cifar-10-batches-bin/ or cifar-10-batches-py/ (or the archive "
         f"cifar-10-binary.tar.gz or cifar-10-python.tar.gz from {URL}cifar.html), or set PIXLOOM_DATA")
 
 
@@ -131,7 +131,7 @@ def parse_python_batch(data: bytes, where: str | Path = "<bytes>") -> tuple[np.n
         raise
     except Exception as exc:  # malformed pickles raise almost anything
         raise DataError(f"corrupt CIFAR-10 file {where}: cannot unpickle it "
-                        f"({type(exc).__name__}: {_one_line(exc)})") from None
+                        f"({type(exc).__name__}: {one_line(exc)})") from None
     if not isinstance(batch, dict):
         raise DataError(f"corrupt CIFAR-10 file {where}: expected a pickled dict, got {type(batch).__name__}")
     images = batch.get(b"data", batch.get("data"))
@@ -208,7 +208,7 @@ def _open_tar(archive: Path) -> tarfile.TarFile:
     try:
         return tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"corrupt archive {archive}: {_one_line(exc)}; delete it to download it "
+        raise DataError(f"corrupt archive {archive}: {one_line(exc)}; delete it to download it "
                         f"again, or replace it with the original") from None
 
 
@@ -239,7 +239,7 @@ def _extract(archive: Path, fmt: str) -> Path:
                 os.replace(path, target)
         return dest
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(f"corrupt archive {archive}: {_one_line(exc)}; delete it to download it "
+        raise DataError(f"corrupt archive {archive}: {one_line(exc)}; delete it to download it "
                         f"again, or replace it with the original") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -256,7 +256,7 @@ def _read_from_archive(archive: Path, fmt: str, names: tuple[str, ...]) -> dict[
                 if member.isfile() and path.parent.name == subdir and path.name in names:
                     found[path.name] = tar.extractfile(member).read()
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"corrupt archive {archive}: {_one_line(exc)}") from None
+            raise DataError(f"corrupt archive {archive}: {one_line(exc)}") from None
     missing = [name for name in names if name not in found]
     if missing:
         raise DataError(f"corrupt archive {archive}: {subdir}/{missing[0]} is missing")
@@ -271,16 +271,16 @@ def _download(root: Path) -> Path:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"CIFAR-10 not found in {root} and cannot create {target} to download it "
-                        f"({_one_line(exc.strerror or exc)}): {HINT}") from None
+                        f"({one_line(exc.strerror or exc)}): {HINT}") from None
     dest = target / archive_name
     try:
         download_file([URL + archive_name], dest, md5)
-    except _DownloadFailed as exc:
+    except DownloadFailed as exc:
         raise DataError(f"CIFAR-10 not found in {root} and download failed (no network? "
-                        f"{_one_line(exc)}): {HINT}") from None
+                        f"{one_line(exc)}): {HINT}") from None
     except OSError as exc:  # the temporary file cannot be created or renamed
         raise DataError(f"CIFAR-10 not found in {root} and cannot write to {target} "
-                        f"({_one_line(exc.strerror or exc)}): {HINT}") from None
+                        f"({one_line(exc.strerror or exc)}): {HINT}") from None
     return dest
 
 
@@ -293,7 +293,7 @@ def _read_batches(root: Path, names: tuple[str, ...], download: bool) -> tuple[s
             try:
                 folder = _extract(archive, fmt)
             except OSError as exc:  # read-only folder: read the archive in memory instead
-                print(f"pixloom: cannot extract {archive} ({_one_line(exc.strerror or exc)}); "
+                print(f"pixloom: cannot extract {archive} ({one_line(exc.strerror or exc)}); "
                       f"reading it in memory", file=sys.stderr)
                 data = _read_from_archive(archive, fmt, tuple(n + suffix for n in names))
                 return fmt, {name: data[name + suffix] for name in names}
@@ -305,7 +305,7 @@ def _read_batches(root: Path, names: tuple[str, ...], download: bool) -> tuple[s
     try:
         folder = _extract(archive, DOWNLOAD_FORMAT)
     except OSError as exc:
-        raise DataError(f"cannot extract {archive} ({_one_line(exc.strerror or exc)}): {HINT}") from None
+        raise DataError(f"cannot extract {archive} ({one_line(exc.strerror or exc)}): {HINT}") from None
     return DOWNLOAD_FORMAT, {name: folder / (name + FORMATS[DOWNLOAD_FORMAT][3]) for name in names}
 
 
@@ -323,7 +323,7 @@ def load_cifar10(split: str, root: str | Path, download: bool = True) -> ImageDa
     images, labels = [], []
     for name in names:
         source = sources[name]
-        data = _read_bytes(source) if isinstance(source, Path) else source
+        data = read_bytes(source) if isinstance(source, Path) else source
         batch_images, batch_labels = _PARSERS[fmt](data, source if isinstance(source, Path) else name)
         images.append(batch_images)
         labels.append(batch_labels)

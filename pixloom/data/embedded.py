@@ -23,7 +23,7 @@ import torch
 
 from pixloom.data.base import ImageDataset
 from pixloom.data.mnist import NUM_CLASSES, SPLITS, binarize
-from pixloom.errors import DataError
+from pixloom.errors import DataError, arg
 
 SAMPLE_RESOURCE = "assets/mnist_sample.npz"
 SAMPLE_SIZES = {"train": 6_000, "valid": 1_000, "test": 1_000}
@@ -38,7 +38,7 @@ def _read_split(split: str) -> tuple[np.ndarray, np.ndarray]:
             images, labels = npz[f"{split}_images"], npz[f"{split}_labels"]
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise DataError(f"the embedded MNIST sample ({SAMPLE_RESOURCE}) is missing or corrupt "
-                        f"({' '.join(str(exc).split())}): reinstall pixloom, or use --data-dir "
+                        f"({' '.join(str(exc).split())}): reinstall pixloom, or use {arg('data_dir')} "
                         f"with the full MNIST files") from None
     expected = (SAMPLE_SIZES[split], 28, 28)
     if images.shape != expected or images.dtype != np.uint8 or labels.shape != expected[:1]:

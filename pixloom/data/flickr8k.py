@@ -15,8 +15,8 @@ Karpathy's splits (Karpathy and Fei-Fei 2015): ``dataset_coco.json``, ``dataset_
 ``dataset_flickr30k.json`` with ``images[].filename``, ``.filepath`` (COCO), ``.split``
 (train/restval/val/test) and ``.sentences[].tokens`` / ``.raw``. ``restval`` joins ``train``.
 
->>> from pixloom.data.flickr8k import load_caption_dataset
->>> dev = load_caption_dataset("flickr8k", "dev", "../shared/data/flickr8k")   # doctest: +SKIP
+>>> from pixloom.data import load_dataset
+>>> dev = load_dataset("flickr8k", "dev", "../shared/data/flickr8k")   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,15 +25,10 @@ import json
 from pathlib import Path
 
 from pixloom.data.captions import CaptionSet, synthetic_captions, tokenize
-from pixloom.errors import DataError
+from pixloom.data.registry import DATASETS, resolve_data_dir
+from pixloom.errors import DataError, arg
 
-CAPTION_DATASETS = {
-    "flickr8k": "Flickr8k, official files (Flickr8k.token.txt + split lists + Flicker8k_Dataset/)",
-    "flickr8k-karpathy": "Flickr8k with Karpathy's dataset_flickr8k.json",
-    "flickr30k": "Flickr30k with Karpathy's dataset_flickr30k.json (+ flickr30k-images/)",
-    "coco": "MS COCO with Karpathy's dataset_coco.json (+ train2014/, val2014/)",
-    "synthetic": "rendered shapes with templated captions (tests; no files)",
-}
+CAPTION_DATASETS = tuple(name for name, info in DATASETS.items() if info.kind == "captions")
 
 # split names accepted on the command line -> the official Flickr8k list / Karpathy split names
 SPLIT_ALIASES = {"train": "train", "dev": "dev", "valid": "dev", "val": "dev", "test": "test"}
@@ -62,7 +57,7 @@ def load_flickr8k(root: str | Path, split: str) -> CaptionSet:
     root = Path(root).expanduser()
     split = canonical_split(split)
     if not root.is_dir():
-        raise DataError(f"Flickr8k folder not found: {root} (pass --data-dir, the folder with "
+        raise DataError(f"Flickr8k folder not found: {root} (pass {arg('data_dir')}, the folder with "
                         "Flicker8k_Dataset/ and Flickr8k_text/)")
     text_dir = _first_existing([root / "Flickr8k_text", root / "Flickr8k_text" / "Flickr8k_text", root]) or root
     list_name = FLICKR8K_LISTS[split]
@@ -157,8 +152,6 @@ def load_caption_dataset(name: str, split: str, data_dir: str | Path | None = No
     sets it holds the JSON and the images (COCO: ``train2014/``, ``val2014/``); a path to the
     JSON itself is accepted too.
     """
-    from pixloom.data import resolve_data_dir
-
     split = canonical_split(split)
     if name == "synthetic":
         return synthetic_captions(n={"train": 400, "dev": 60, "test": 60}[split], size=synthetic_size, split=split)

@@ -35,16 +35,9 @@ recomputed in memory otherwise.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import http.client
 import io
 import math
-import os
 import struct
-import sys
-import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -54,7 +47,8 @@ import numpy as np
 import torch
 
 from pixloom.data.base import DynamicallyBinarizedDataset, ImageDataset
-from pixloom.errors import DataError
+from pixloom.data.download import DownloadFailed, download_file, md5_hex, one_line, read_bytes
+from pixloom.errors import DataError, arg
 from pixloom.io import atomic_write_bytes
 
 SPLITS = ("train", "valid", "test")
@@ -66,8 +60,6 @@ BINARIZE_SEED = 1998  # fixed forever: changing it changes every binarized-MNIST
 BINARIZE_BLOCK = 1_000  # images per random stream (see the module docstring)
 _BINARIZE_FILES = {"train": 0, "test": 1}
 _BINARIZE_CACHE = f"binarized-mnist-seed{BINARIZE_SEED}-v1.npz"
-
-DOWNLOAD_TIMEOUT = 10.0  # seconds per connection attempt
 
 AMAT_FILES = {split: f"binarized_mnist_{split}.amat" for split in SPLITS}
 
@@ -92,7 +84,7 @@ class Source:
     files: dict[str, IdxFile]  # keys: train-images, train-labels, test-images, test-labels
 
     def hint(self) -> str:
-        return (f"pass --data-dir DIR with the four {self.title} IDX files "
+        return (f"pass {arg('data_dir')} DIR with the four {self.title} IDX files "
                 f"({', '.join(f.name + '.gz' for f in self.files.values())}), or set PIXLOOM_DATA")
 
 
@@ -139,15 +131,11 @@ _IDX_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype
                0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def _one_line(exc: BaseException | str) -> str:
-    return " ".join(str(exc).split())
-
-
 def _gunzip(data: bytes, where: str | Path) -> bytes:
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"corrupt gzip file {where}: {_one_line(exc)}") from None
+        raise DataError(f"corrupt gzip file {where}: {one_line(exc)}") from None
 
 
 def parse_idx(data: bytes, where: str | Path = "<bytes>") -> np.ndarray:
@@ -172,7 +160,7 @@ def parse_idx(data: bytes, where: str | Path = "<bytes>") -> np.ndarray:
 
 def read_idx(path: str | Path) -> np.ndarray:
     """Read an IDX file, gzip-compressed or not (detected from its content)."""
-    data = _read_bytes(path)
+    data = read_bytes(path)
     if data[:2] == b"\x1f\x8b":
         data = _gunzip(data, path)
     return parse_idx(data, path)
@@ -186,9 +174,9 @@ def read_amat(path: str | Path) -> np.ndarray:
     try:
         rows = np.loadtxt(path, dtype=np.uint8, ndmin=2)
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {_one_line(exc)}") from None
+        raise DataError(f"cannot read {path}: {one_line(exc)}") from None
     except ValueError as exc:
-        raise DataError(f"corrupt .amat file {path}: {_one_line(exc)}") from None
+        raise DataError(f"corrupt .amat file {path}: {one_line(exc)}") from None
     if rows.shape[0] == 0 or rows.shape[1] != IMAGE_SIZE * IMAGE_SIZE:
         raise DataError(f"corrupt .amat file {path}: expected rows of 784 values, got shape {rows.shape}")
     if rows.max() > 1:
@@ -196,20 +184,9 @@ def read_amat(path: str | Path) -> np.ndarray:
     return rows.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
 
 
-def _read_bytes(path: str | Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {_one_line(exc.strerror or exc)}") from None
-
-
-def md5_hex(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
 def read_verified(path: str | Path, spec: IdxFile, source: Source = MNIST) -> np.ndarray:
     """Read a data-set file, check it against the published checksums and the expected shape."""
-    data = _read_bytes(path)
+    data = read_bytes(path)
     verified = False
     if data[:2] == b"\x1f\x8b":
         verified = md5_hex(data) == spec.gz_md5
@@ -244,39 +221,6 @@ def _find(root: Path, source: Source, key: str) -> Path | None:
     return None
 
 
-class _DownloadFailed(Exception):
-    pass
-
-
-def download_file(urls: list[str] | tuple[str, ...], dest: Path, md5: str) -> None:
-    """Fetch the first of ``urls`` whose content has MD5 ``md5`` into ``dest``, atomically.
-
-    The bytes go to a temporary file next to ``dest``, renamed into place once verified; nothing
-    is left behind on failure. Raises ``_DownloadFailed`` with the last reason.
-    """
-    reason = "no mirror"
-    for url in urls:
-        print(f"pixloom: downloading {url}", file=sys.stderr)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
-            digest = hashlib.md5(usedforsecurity=False)
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as resp:
-                while chunk := resp.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
-            if digest.hexdigest() != md5:
-                reason = f"{url}: MD5 mismatch"
-                continue
-            os.replace(tmp, dest)
-            return
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-            reason = f"{url}: {_one_line(getattr(exc, 'reason', exc))}"
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    raise _DownloadFailed(reason)
-
-
 def _locate(root: Path, source: Source, keys: tuple[str, ...], download: bool) -> dict[str, Path]:
     """Paths of the files ``keys``, downloading the missing ones when allowed."""
     found = {key: _find(root, source, key) for key in keys}
@@ -290,18 +234,18 @@ def _locate(root: Path, source: Source, keys: tuple[str, ...], download: bool) -
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"{source.title} not found in {root} and cannot create {target} to download it "
-                        f"({_one_line(exc.strerror or exc)}): {source.hint()}") from None
+                        f"({one_line(exc.strerror or exc)}): {source.hint()}") from None
     for key in missing:
         spec = source.files[key]
         dest = target / (spec.name + ".gz")
         try:
             download_file([m + spec.name + ".gz" for m in source.mirrors], dest, spec.gz_md5)
-        except _DownloadFailed as exc:
+        except DownloadFailed as exc:
             raise DataError(f"{source.title} not found in {root} and download failed (no network? "
-                            f"{_one_line(exc)}): {source.hint()}") from None
+                            f"{one_line(exc)}): {source.hint()}") from None
         except OSError as exc:  # the temporary file cannot be created or renamed
             raise DataError(f"{source.title} not found in {root} and cannot write to {target} "
-                            f"({_one_line(exc.strerror or exc)}): {source.hint()}") from None
+                            f"({one_line(exc.strerror or exc)}): {source.hint()}") from None
         found[key] = dest
     return found
 

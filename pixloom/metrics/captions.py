@@ -14,8 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pixloom.errors import PixloomError
-from pixloom.models.captioning.encoders import CAPTION_EXTRA
+from pixloom.errors import CAPTION_EXTRA, PixloomError
 
 METRIC_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "meteor", "rouge_l", "cider")
 
@@ -79,3 +78,17 @@ def score_captions(references: dict[str, list[str]], candidates: dict[str, str],
     result["notes"] = notes
     return result
 
+
+
+def corpus_bleu4(tokens: list[list[list[str]]], captions: list[str]) -> float | None:
+    """Corpus BLEU-4 of ``captions`` (one per image) against each image's reference ``tokens``, by
+    pycocoevalcap's BLEU on the data set's own tokens (no Java): the figure that picks a captioner's
+    best epoch. None when pycocoevalcap is not installed."""
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+    except ImportError:
+        return None
+    references = {str(i): [" ".join(t) for t in per_image] or ["a"] for i, per_image in enumerate(tokens)}
+    candidates = {str(i): [c or "a"] for i, c in enumerate(captions)}
+    bleu, _ = Bleu(4).compute_score(references, candidates, verbose=0)
+    return float(bleu[3])

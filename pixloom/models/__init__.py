@@ -1,33 +1,10 @@
-"""Model registry: a plain dict from the names the CLI uses to model classes."""
+"""The models: one file per model (one paper), its config dataclass beside it.
 
-from __future__ import annotations
+``MODELS`` maps the names ``pixloom train`` takes to classes; ``load_pretrained`` loads any saved
+model (a run directory or a shipped name). What each model can do is declared by the capability
+classes of :mod:`pixloom.models.capabilities`.
+"""
 
-from pixloom.errors import PixloomError
-from pixloom.models.autoregressive.pixel_lstm import PixelLSTM
-from pixloom.models.autoregressive.pixel_rnn import PixelRNN
-from pixloom.models.autoregressive.row_lstm import RowLSTM
-from pixloom.models.captioning.ensemble import CaptionEnsemble
-from pixloom.models.captioning.show_attend_tell import ShowAttendTell
-from pixloom.models.captioning.show_tell import ShowTell
-from pixloom.models.latent.draw import DRAW
-from pixloom.models.latent.rvae import RecurrentVAE
-from pixloom.models.latent.seq_autoencoder import SeqAutoencoder
+from pixloom.models.registry import MODELS, get_model_class, load_pretrained, shipped_models
 
-MODELS = {
-    RowLSTM.name: RowLSTM,
-    PixelLSTM.name: PixelLSTM,
-    PixelRNN.name: PixelRNN,
-    ShowTell.name: ShowTell,
-    ShowAttendTell.name: ShowAttendTell,
-    CaptionEnsemble.name: CaptionEnsemble,
-    SeqAutoencoder.name: SeqAutoencoder,
-    RecurrentVAE.name: RecurrentVAE,
-    DRAW.name: DRAW,
-}
-
-
-def get_model_class(name: str):
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise PixloomError(f"unknown model '{name}'; available: {', '.join(sorted(MODELS))}") from None
+__all__ = ["MODELS", "get_model_class", "load_pretrained", "shipped_models"]

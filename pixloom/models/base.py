@@ -1,5 +1,8 @@
 """Base class, config handling and the on-disk format shared by every pixloom model.
 
+What a model can do is declared by the capability classes it inherits
+(:mod:`pixloom.models.capabilities`); the registry of names is :mod:`pixloom.models.registry`.
+
 A saved model is a directory::
 
     config.json          {"model": "<registry name>", "config": {...}, "pixloom_version": "..."}
@@ -21,14 +24,56 @@ import torch
 from torch import nn
 
 import pixloom
-from pixloom.errors import CheckpointError, PixloomError
+from pixloom.errors import ArgumentError, CheckpointError, PixloomError, one_line
 from pixloom.io import atomic_save_tensors, atomic_write_json, load_tensors, read_json
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+# Config fields that may be 0 although their default is positive (0 switches the feature off).
+ZERO_ALLOWED = frozenset({"select_beam", "min_count", "kl_warmup_steps", "output_hidden", "feature_proj"})
+# Float fields that are probabilities or shares.
+PROBABILITIES = frozenset({"dropout", "scheduled_sampling", "label_smoothing", "mirror_augment"})
+
+
+def _field_kind(field: dataclasses.Field):
+    default = field.default
+    if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    return (type(default) if default is not dataclasses.MISSING and default is not None else None), default
+
+
+def check_config_values(config) -> None:
+    """One-line errors for config values of the wrong type or out of range: every int is a
+    non-negative integer (at least 1 where the default is, unless 0 means "off"), ``levels`` is at
+    least 2, every float is finite and non-negative (probabilities at most 1), strings are strings."""
+    name = type(config).__name__
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        kind, default = _field_kind(field)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise PixloomError(f"{name}.{field.name} must be true or false, got {value!r}")
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise PixloomError(f"{name}.{field.name} must be an integer, got {value!r}")
+            least = 2 if field.name == "levels" else 1 if default >= 1 and field.name not in ZERO_ALLOWED else 0
+            if value < least:
+                raise PixloomError(f"{name}.{field.name} must be at least {least}, got {value}")
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise PixloomError(f"{name}.{field.name} must be a finite number, got {value!r}")
+            if value < 0 or (field.name in PROBABILITIES and value > 1):
+                bounds = "in [0, 1]" if field.name in PROBABILITIES else "at least 0"
+                raise PixloomError(f"{name}.{field.name} must be {bounds}, got {value}")
+        elif kind is str and not isinstance(value, str):
+            raise PixloomError(f"{name}.{field.name} must be a string, got {value!r}")
+        elif kind in (list, tuple) and not isinstance(value, (list, tuple)):
+            raise PixloomError(f"{name}.{field.name} must be a list, got {value!r}")
 
 
 def config_from_dict(config_class, values: dict[str, Any]):
-    """Build a config dataclass from a dict, rejecting unknown keys with a one-line error."""
+    """Build a config dataclass from a dict (a config.json or keyword options), rejecting unknown
+    keys and bad values with a one-line error. Whole floats given for int fields are accepted."""
+    if not isinstance(values, dict):
+        raise PixloomError(f"a {config_class.__name__} must be a JSON object, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -36,7 +81,16 @@ def config_from_dict(config_class, values: dict[str, Any]):
             f"unknown option(s) for {config_class.__name__}: {', '.join(unknown)}; "
             f"known: {', '.join(sorted(fields))}"
         )
-    return config_class(**values)
+    values = dict(values)
+    for key, value in values.items():
+        kind, _ = _field_kind(fields[key])
+        if kind is int and isinstance(value, float) and value.is_integer():
+            values[key] = int(value)
+        elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = float(value)
+    config = config_class(**values)
+    check_config_values(config)
+    return config
 
 
 def coerce_option(config_class, key: str, text: str):
@@ -44,8 +98,7 @@ def coerce_option(config_class, key: str, text: str):
     fields = {f.name: f for f in dataclasses.fields(config_class)}
     if key not in fields:
         raise PixloomError(f"unknown option '{key}' for {config_class.__name__}; known: {', '.join(sorted(fields))}")
-    default = fields[key].default
-    kind = type(default) if default is not dataclasses.MISSING and default is not None else str
+    kind = _field_kind(fields[key])[0] or str
     try:
         if kind is bool:
             if text.lower() in ("1", "true", "yes", "on"):
@@ -61,18 +114,21 @@ def coerce_option(config_class, key: str, text: str):
 
 
 def parse_set_options(config_class, pairs: list[str] | None) -> dict[str, Any]:
-    """``--set key=value`` strings -> typed config overrides (one-line errors for bad ones)."""
+    """``key=value`` strings (the command line's ``--set``) -> typed config overrides (one-line
+    errors for bad ones)."""
     values = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise PixloomError(f"--set expects key=value, got '{pair}'")
+            raise ArgumentError("options", f"expect key=value, got '{pair}'")
         key, text = pair.split("=", 1)
         values[key.strip()] = coerce_option(config_class, key.strip(), text.strip())
     return values
 
 
 class PixloomModel(nn.Module):
-    """Base of every model: a config dataclass, ``loss(batch) -> dict`` and the directory format."""
+    """Base of every model: a config dataclass and the directory format. What a model does is
+    declared by the capability classes of :mod:`pixloom.models.capabilities` it also inherits
+    (``Trainable`` for a ``loss(batch)``, ``Sampler``, ``Captioning``, ...)."""
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type] = object
@@ -80,12 +136,9 @@ class PixloomModel(nn.Module):
 
     def __init__(self, config):
         super().__init__()
+        if dataclasses.is_dataclass(config):
+            check_config_values(config)
         self.config = config
-
-    # -- training ---------------------------------------------------------------------------
-    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Return a dict with a scalar ``"loss"`` to minimise, plus any figures worth logging."""
-        raise NotImplementedError
 
     @property
     def device(self) -> torch.device:
@@ -109,6 +162,9 @@ class PixloomModel(nn.Module):
     def load_extra_files(self, directory: Path) -> None:
         """Read what ``extra_files`` wrote. Override together with ``extra_files``."""
 
+    def take_extras_from(self, other: "PixloomModel") -> None:
+        """Copy what ``extra_files`` saves (e.g. a vocabulary) from a model of the same kind."""
+
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -125,6 +181,8 @@ class PixloomModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, dir_or_name: str | Path, map_location: str | torch.device = "cpu"):
+        from pixloom.models.registry import resolve_model_dir
+
         directory = resolve_model_dir(dir_or_name)
         meta = read_json(directory / "config.json")
         if not isinstance(meta, dict) or "model" not in meta or "config" not in meta:
@@ -135,9 +193,9 @@ class PixloomModel(nn.Module):
             )
         try:
             config = config_from_dict(cls.config_class, meta["config"])
-        except (PixloomError, TypeError) as exc:
-            raise CheckpointError(f"config in {directory} does not fit {cls.name}: {exc}") from None
-        model = cls(config)
+            model = cls(config)
+        except (PixloomError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"config in {directory} does not fit {cls.name}: {one_line(exc)}") from None
         model.load_extra_files(directory)
         state = dequantize_int8(load_tensors(directory / "model.safetensors"))
         own = model.state_dict()
@@ -149,6 +207,9 @@ class PixloomModel(nn.Module):
                 f"(missing {len(missing)}, unexpected {len(unexpected)} tensors)"
             )
         for key, value in state.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f"weights in {directory} hold NaN or infinite values ({key}); "
+                                      "the file is damaged or comes from a diverged run")
             if value.shape != own[key].shape:
                 raise CheckpointError(f"weights in {directory} do not match {cls.name}: {key} has shape {tuple(value.shape)}, expected {tuple(own[key].shape)}")
             if value.is_floating_point():
@@ -162,13 +223,13 @@ INT8_SCALE = ":int8_row_scale"  # key suffix of the per-row scales of an int8-st
 
 def with_weights_of(start: PixloomModel, overrides: dict, source: str) -> PixloomModel:
     """A new model of ``start``'s kind, its config changed by ``overrides``, holding ``start``'s
-    weights (``train --init SOURCE``); a one-line error when the weights no longer fit."""
+    weights (training with ``init=SOURCE``); a one-line error when the weights no longer fit."""
     try:
         model = type(start)(dataclasses.replace(start.config, **overrides))
         model.load_state_dict(start.state_dict())
-    except (RuntimeError, TypeError, PixloomError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PixloomError(f"--init {source}: its weights do not fit the --set options ({first})") from None
+    except (RuntimeError, TypeError, ValueError, PixloomError) as exc:
+        raise ArgumentError("init", f"{source}: its weights do not fit the model options ({one_line(exc)})") from None
+    model.take_extras_from(start)
     return model
 
 
@@ -202,37 +263,6 @@ def dequantize_int8(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             raise CheckpointError(f"int8 weights of '{key}' do not match their scales")
         state[key] = state[key].float() * scale
     return state
-
-
-def resolve_model_dir(dir_or_name: str | Path) -> Path:
-    """A run/model directory, or the directory of a model shipped inside the package."""
-    path = Path(dir_or_name)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise CheckpointError(f"{path} is not a saved model (no config.json)")
-        return path
-    shipped = PRETRAINED_DIR / str(dir_or_name)
-    if "/" not in str(dir_or_name) and (shipped / "config.json").is_file():
-        return shipped
-    names = ", ".join(shipped_models()) or "none"
-    raise CheckpointError(f"no run directory or shipped model named '{dir_or_name}' (shipped models: {names})")
-
-
-def shipped_models() -> list[str]:
-    if not PRETRAINED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file())
-
-
-def load_pretrained(dir_or_name: str | Path, map_location="cpu") -> PixloomModel:
-    """Load a model of any registered kind, reading its kind from ``config.json``."""
-    from pixloom.models import get_model_class
-
-    directory = resolve_model_dir(dir_or_name)
-    meta = read_json(directory / "config.json")
-    if not isinstance(meta, dict) or "model" not in meta:
-        raise CheckpointError(f"{directory / 'config.json'} is not a pixloom model config")
-    return get_model_class(meta["model"]).from_pretrained(directory, map_location=map_location)
 
 
 def bits_per_dim(nll_nats: float | torch.Tensor, num_dims: int):

@@ -6,8 +6,12 @@ log-odds of a 1) or ``(..., levels)`` for a categorical over ``levels`` intensit
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from pixloom.errors import ArgumentError
 
 
 def logits_per_pixel(levels: int) -> int:
@@ -27,8 +31,11 @@ def pixel_log_prob(logits: torch.Tensor, target: torch.Tensor, levels: int) -> t
 def sample_pixels(
     logits: torch.Tensor, levels: int, temperature: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Draw integer pixel values (int64) from ``logits`` at the given temperature."""
-    if temperature <= 0:
+    """Draw integer pixel values (int64) from ``logits`` at the given temperature (0: the most likely
+    value of each pixel; negative or NaN temperatures are refused)."""
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise ArgumentError("temperature", f"must be a finite number of at least 0, got {temperature!r}")
+    if temperature == 0:
         if levels == 2:
             return (logits > 0).long()
         return logits.argmax(-1)

@@ -141,9 +141,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def refuse_existing_run(run_dir: Path) -> None:
     """For a new run: a one-line error when ``run_dir`` already holds a checkpointed run."""
     if latest_checkpoint(run_dir) is not None:
-        from pixloom.errors import PixloomError
+        from pixloom.errors import PixloomError, arg
 
-        raise PixloomError(f"{run_dir} already holds a run; pass --resume to continue it or pick another --out")
+        raise PixloomError(f"{run_dir} already holds a run; continue it with {arg('resume')} or pick another "
+                           f"{arg('out')}")
 
 
 def load_checkpoint(directory: Path, model, optimizers: dict, schedulers: dict, average=None) -> dict:
@@ -178,20 +179,3 @@ def process_random_state(directory: Path, rank: int, world_size: int) -> torch.T
     if sorted(states) != sorted(f"process{k}" for k in range(world_size)):
         return None
     return states[f"process{rank}"]
-
-
-def resumable_run(run_dir: Path, model_name: str) -> tuple[dict, Path]:
-    """For ``--resume``: the run's saved ``train_config.json`` and its newest checkpoint, after
-    checking that ``run_dir`` holds a run of ``model_name`` (one-line errors otherwise)."""
-    from pixloom.errors import PixloomError
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "train_config.json").is_file():
-        raise PixloomError(f"--resume: {run_dir} holds no run to continue (no train_config.json)")
-    saved = read_json(run_dir / "train_config.json")
-    if saved.get("model") != model_name:
-        raise PixloomError(f"--resume: {run_dir} holds a '{saved.get('model')}' run, not '{model_name}'")
-    ckpt = latest_checkpoint(run_dir)
-    if ckpt is None:
-        raise PixloomError(f"--resume: no checkpoint in {run_dir}")
-    return saved, ckpt

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from pixloom.errors import PixloomError, TrainingDiverged
+from pixloom.errors import ArgumentError, PixloomError, TrainingDiverged, arg
 from pixloom.io import atomic_write_json, atomic_write_text
 from pixloom.train import distributed
 from pixloom.train.averaging import WeightAverage
@@ -58,6 +58,34 @@ class TrainConfig:
 OPTIMIZERS = ("adam", "rmsprop")
 
 
+def check_train_config(config: TrainConfig) -> None:
+    """One-line errors (naming the argument) for training settings the Trainer cannot use."""
+    def number(name, value, least=None, above=None, integer=False):
+        ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+        ok = ok and math.isfinite(value) and (least is None or value >= least) and (above is None or value > above)
+        if not ok:
+            bound = f"at least {least}" if least is not None else f"above {above}"
+            raise ArgumentError(name, f"must be a {'whole' if integer else 'finite'} number {bound}, got {value!r}")
+
+    number("epochs", config.epochs, above=0)
+    number("batch_size", config.batch_size, least=1, integer=True)
+    number("lr", config.lr, above=0)
+    number("weight_decay", config.weight_decay, least=0)
+    number("grad_clip", config.grad_clip, least=0)
+    number("warmup_steps", config.warmup_steps, least=0, integer=True)
+    number("ema", config.ema_decay, least=0)
+    if config.ema_decay >= 1:
+        raise ArgumentError("ema", f"must be below 1, got {config.ema_decay}")
+    if config.max_minutes is not None:
+        number("max_minutes", config.max_minutes, above=0)
+    if config.max_steps is not None:
+        number("max_steps", config.max_steps, least=1, integer=True)
+    if config.optimizer not in OPTIMIZERS:
+        raise ArgumentError("optimizer", f"must be {' or '.join(OPTIMIZERS)}, got {config.optimizer!r}")
+    if config.optimizer != "adam" and config.weight_decay:
+        raise ArgumentError("weight_decay", "is decoupled AdamW decay; it needs optimizer adam")
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -79,8 +107,18 @@ def move_batch(batch: dict, device: torch.device) -> dict:
 
 
 class Trainer:
-    def __init__(self, model, train_data, valid_data, config: TrainConfig, run_dir, run_info: dict | None = None):
+    """Trains ``model`` (anything with ``loss(batch) -> dict`` and ``save_pretrained(dir)``) on
+    ``train_data`` (``__len__`` and ``get_batch(indices) -> dict``), validating on ``valid_data``.
+
+    ``scorer(model, valid_data) -> dict`` adds figures to each validation (e.g. a captioner's dev
+    BLEU-4); ``selection = (name, "min" | "max")`` names the validation figure that picks the run's
+    best model (default: the validation loss)."""
+
+    def __init__(self, model, train_data, valid_data, config: TrainConfig, run_dir, run_info: dict | None = None,
+                 scorer=None, selection: tuple[str, str] = ("loss", "min")):
         self.config = config
+        self.scorer = scorer
+        self.selection_rule = selection
         self.world = distributed.current()
         self.device = pick_device(config.device)
         if self.world.distributed and self.device.type == "cuda" and self.device.index is None:
@@ -92,15 +130,7 @@ class Trainer:
         self.run_info = run_info or {}
         if len(train_data) == 0:
             raise PixloomError("the training set is empty")
-        for name in ("lr", "weight_decay", "grad_clip"):
-            if getattr(config, name) < 0:
-                raise PixloomError(f"--{name.replace('_', '-')} must not be negative, got {getattr(config, name)}")
-        if config.optimizer not in OPTIMIZERS:
-            raise PixloomError(f"unknown --optimizer '{config.optimizer}'; use {' or '.join(OPTIMIZERS)}")
-        if config.optimizer != "adam" and config.weight_decay:
-            raise PixloomError("--weight-decay is decoupled AdamW decay; it needs --optimizer adam")
-        if not (config.epochs > 0 and math.isfinite(config.epochs)):
-            raise PixloomError(f"--epochs must be positive, got {config.epochs}")
+        check_train_config(config)
         self.steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
         # The schedule's horizon; a fractional --epochs ends inside its last epoch.
         self.total_steps = math.ceil(self.steps_per_epoch * config.epochs)
@@ -112,7 +142,8 @@ class Trainer:
         self.counters = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best_valid": None,
                          "train_seconds": 0.0, "optimizer": config.optimizer}
         self._tensorboard = None
-        self.stop_reason = "--max-minutes"  # or "--max-steps": which budget ended the run early
+        self.warnings: list[str] = []  # said to the user at the end (e.g. a loss that grew)
+        self.stop_reason = "max_minutes"  # or "max_steps": which budget ended the run early
 
     # -- the parts a special model may override ----------------------------------------------
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -158,7 +189,7 @@ class Trainer:
             kept = f"the last good checkpoint is kept in {ckpt}" if ckpt else "no checkpoint had been written yet"
             raise TrainingDiverged(
                 f"loss became {value} at step {self.counters['global_step']} "
-                f"(epoch {self.counters['epoch'] + 1}); {kept}; try a lower --lr or --grad-clip"
+                f"(epoch {self.counters['epoch'] + 1}); {kept}; try a lower {arg('lr')} or {arg('grad_clip')}"
             )
 
     def evaluated_model(self):
@@ -172,15 +203,14 @@ class Trainer:
         that validating never changes the random stream training sees."""
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             figures = self._validate()
-            scores = getattr(self.evaluated_model(), "validation_scores", None)
-            if scores is not None and self.world.is_main:  # only process 0 picks and saves the best model
-                figures.update(scores(self.valid_data))
+            if self.scorer is not None and self.world.is_main:  # only process 0 picks and saves the best model
+                figures.update(self.scorer(self.evaluated_model(), self.valid_data))
             return figures
 
     def selection(self, valid: dict[str, float]) -> tuple[str, float]:
-        """The figure that picks the run's best model, as (name, value to minimise): the model's
-        ``selection = (name, "min" | "max")`` when it reported that figure, else the validation loss."""
-        name, direction = getattr(self.model, "selection", ("loss", "min"))
+        """The figure that picks the run's best model, as (name, value to minimise): the trainer's
+        ``selection = (name, "min" | "max")`` when validation reported that figure, else the loss."""
+        name, direction = self.selection_rule
         if name not in valid:
             name, direction = "loss", "min"
         return name, (-valid[name] if direction == "max" else valid[name])
@@ -191,12 +221,13 @@ class Trainer:
         if best is None:
             return "no validation yet"
         name = self.counters.get("best_figure", "loss")
-        maximised = name != "loss" and getattr(self.model, "selection", ("loss", "min")) == (name, "max")
+        maximised = name != "loss" and self.selection_rule == (name, "max")
         return f"best valid {name} {-best if maximised else best:.4f}"
 
     def summary_line(self, summary: dict) -> str:
         """The line ``pixloom train`` prints when ``fit`` returns ``summary``."""
-        state = f"stopped at the {self.stop_reason} budget" if summary["stopped_early"] else "finished"
+        budget = "step" if self.stop_reason == "max_steps" else "time"
+        state = f"stopped at the {budget} budget" if summary["stopped_early"] else "finished"
         return (f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
                 f"{self.describe_best()}; run directory: {self.run_dir}")
 
@@ -287,11 +318,11 @@ class Trainer:
         if resume:
             ckpt = latest_checkpoint(self.run_dir)
             if ckpt is None:
-                raise PixloomError(f"--resume: no checkpoint in {self.run_dir}")
+                raise ArgumentError("resume", f"finds no checkpoint in {self.run_dir}")
             saved = load_checkpoint(ckpt, self.model, self.optimizers, self.schedulers, self.average)
             if saved.get("optimizer", "adam") != cfg.optimizer:  # their states hold different moments
-                raise PixloomError(f"--resume: this run was trained with --optimizer {saved.get('optimizer', 'adam')}; "
-                                   f"resume it with that, or start a new run from its weights with --init")
+                raise ArgumentError("optimizer", f"must be {saved.get('optimizer', 'adam')} to resume this run; or start "
+                                    f"a new run from its weights with {arg('init')}")
             self.counters.update(saved)
             if world.distributed:
                 state = process_random_state(ckpt, world.rank, world.size)
@@ -363,7 +394,7 @@ class Trainer:
                     self._validate_partial_epoch(schedule_done=True)
         except KeyboardInterrupt:
             self._save(every_process=False)  # the other processes may be anywhere
-            raise PixloomError(f"interrupted; state saved, continue with --resume --out {self.run_dir}") from None
+            raise PixloomError(f"interrupted; state saved, continue with {arg('resume')} in {self.run_dir}") from None
         finally:
             if self._tensorboard is not None:
                 self._tensorboard.close()
@@ -377,7 +408,7 @@ class Trainer:
         cfg = self.config
         out_of_time = cfg.max_minutes is not None and self.counters["train_seconds"] >= cfg.max_minutes * 60
         out_of_steps = cfg.max_steps is not None and self.counters["global_step"] >= cfg.max_steps
-        self.stop_reason = "--max-steps" if out_of_steps else "--max-minutes"
+        self.stop_reason = "max_steps" if out_of_steps else "max_minutes"
         if self.world.distributed:
             main_due = checkpoint_due and self.world.is_main
             any_out, due = distributed.sum_over_world([float(out_of_time), float(main_due)], self.world, self.device)
@@ -430,7 +461,8 @@ class Trainer:
         if distributed.sum_over_world([float(improved)], self.world, self.device)[0] > 0:
             self._save()  # so a resumed run knows this best value
         if self.world.is_main:
-            why = f"--epochs {self.config.epochs:g} done" if schedule_done else f"{self.stop_reason} budget reached"
+            budget = "step" if self.stop_reason == "max_steps" else "time"
+            why = f"{self.config.epochs:g} epochs done" if schedule_done else f"{budget} budget reached"
             tqdm.write(f"{why} at step {self.counters['global_step']}: valid "
                        + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
 

@@ -18,25 +18,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pixloom.models.image_model import ImageGenerator
+from pixloom.models.capabilities import Completer
+from pixloom.models.image import ImageConfig, ImageGenerator, check_count, check_temperature
 from pixloom.nn.fused import make_fused_rnn
 from pixloom.nn.pixel_output import logits_per_pixel, pixel_log_prob, sample_pixels, to_unit_interval
 
 
 @dataclass
-class PixelLSTMConfig:
-    channels: int = 1
-    height: int = 28
-    width: int = 28
-    levels: int = 2
-    num_classes: int = 0  # > 0: class-conditional
+class PixelLSTMConfig(ImageConfig):
     cell: str = "lstm"  # rnn | lstm | gru
     hidden_size: int = 128
     num_layers: int = 2
     dropout: float = 0.0
 
 
-class PixelLSTM(ImageGenerator):
+class PixelLSTM(ImageGenerator, Completer):
     name = "pixel-lstm"
     config_class = PixelLSTMConfig
     summary = "raster scan, one pixel per time step (cell=lstm|gru|rnn); exact autoregressive likelihood"
@@ -85,17 +81,18 @@ class PixelLSTM(ImageGenerator):
 
     @torch.no_grad()
     def sample(self, n, temperature=1.0, label=None, generator=None):
-        blank = torch.zeros(n, *self.image_shape, dtype=torch.uint8, device=self.device)
+        blank = torch.zeros(check_count(n), *self.image_shape, dtype=torch.uint8, device=self.device)
         known = torch.zeros(n, *self.image_shape, dtype=torch.bool, device=self.device)
-        return self._generate(blank, known, temperature, label, generator)
+        return self._generate(blank, known, check_temperature(temperature), label, generator)
 
     @torch.no_grad()
     def complete(self, images, known_rows: int | None = None, mask: torch.Tensor | None = None,
                  temperature: float = 1.0, label=None, generator=None):
         """Keep the known pixels (top ``known_rows`` rows, or where ``mask`` is True) and sample
         the others in raster order, each conditioned on every pixel before it."""
-        images = self.check_images(images)
-        return self._generate(images, self.known_pixels(images, known_rows, mask), temperature, label, generator)
+        images = self.prepare_images(images)
+        known = self.known_pixels(images, known_rows, mask)
+        return self._generate(images, known, check_temperature(temperature), label, generator)
 
     def _generate(self, images, known, temperature, label, generator):
         c = self.config

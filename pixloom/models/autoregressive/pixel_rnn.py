@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixloom.errors import PixloomError
-from pixloom.models.image_model import ImageGenerator
+from pixloom.models.capabilities import Completer
+from pixloom.models.image import ImageConfig, ImageGenerator, check_count, check_temperature
 from pixloom.nn.masked_conv import MaskedConv2d
 from pixloom.nn.pixel_output import logits_per_pixel, pixel_log_prob, sample_pixels, to_unit_interval
 from pixloom.nn.spatial_lstm import DiagonalBiLSTMLayer, RowLSTMLayer
@@ -38,12 +39,7 @@ FIRST_KERNEL = 7  # the mask-A input convolution is 7x7 in the paper
 
 
 @dataclass
-class PixelRNNConfig:
-    channels: int = 1
-    height: int = 28
-    width: int = 28
-    levels: int = 2
-    num_classes: int = 0  # > 0: class-conditional (a learned bias per class on the first layer)
+class PixelRNNConfig(ImageConfig):  # class conditioning: a learned bias per class on the first layer
     variant: str = "row_lstm"  # row_lstm | diagonal_bilstm
     num_layers: int = 7
     hidden: int = 16  # h: LSTM units per layer; the residual stream carries 2h features
@@ -64,7 +60,7 @@ def check_config(c: PixelRNNConfig) -> None:
         raise PixloomError("learn_initial_state applies to the row_lstm variant only")
 
 
-class PixelRNN(ImageGenerator):
+class PixelRNN(ImageGenerator, Completer):
     name = "pixel-rnn"
     config_class = PixelRNNConfig
     summary = "PixelRNN (van den Oord et al. 2016): masked convs + Row LSTM or Diagonal BiLSTM layers"
@@ -130,14 +126,12 @@ class PixelRNN(ImageGenerator):
                  temperature: float = 1.0, label=None, generator=None):
         """Keep the known pixels (top ``known_rows`` rows, or where ``mask`` (C, H, W) or (B, C, H, W)
         is True) and sample the others in raster order, each given every pixel before it."""
-        images = self.check_images(images)
+        images = self.prepare_images(images)
         known = self.known_pixels(images, known_rows, mask)
-        return self._generate(images, known, temperature, label, generator, _CachedSampler)
+        return self._generate(images, known, check_temperature(temperature), label, generator, _CachedSampler)
 
     def _blank(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if n < 1:
-            raise PixloomError(f"the number of images must be at least 1, got {n}")
-        shape = (n, *self.image_shape)
+        shape = (check_count(n), *self.image_shape)
         return (torch.zeros(shape, dtype=torch.uint8, device=self.device),
                 torch.zeros(shape, dtype=torch.bool, device=self.device))
 
@@ -146,6 +140,7 @@ class PixelRNN(ImageGenerator):
 
         Both samplers share this loop, so they consume the random generator identically."""
         c = self.config
+        temperature = check_temperature(temperature)
         label = self.check_label(label, len(images))
         images = torch.where(known, images, 0).to(torch.uint8)  # unknown pixels start blank
         sampler = sampler_class(self, images, label)

@@ -17,25 +17,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from pixloom.models.image_model import ImageGenerator, known_rows_mask
+from pixloom.models.capabilities import Completer
+from pixloom.models.image import ImageConfig, ImageGenerator, check_count, check_temperature
 from pixloom.nn.fused import make_fused_rnn
 from pixloom.nn.pixel_output import logits_per_pixel, pixel_log_prob, sample_pixels, to_unit_interval
 
 
 @dataclass
-class RowLSTMConfig:
-    channels: int = 1
-    height: int = 28
-    width: int = 28
-    levels: int = 2
-    num_classes: int = 0  # > 0: class-conditional
+class RowLSTMConfig(ImageConfig):
     cell: str = "lstm"  # rnn | lstm | gru
     hidden_size: int = 256
     num_layers: int = 2
     dropout: float = 0.0
 
 
-class RowLSTM(ImageGenerator):
+class RowLSTM(ImageGenerator, Completer):
     name = "row-lstm"
     config_class = RowLSTMConfig
     summary = "rows as time steps (28 steps of 28 inputs); pixels of a row independent given the rows above"
@@ -76,30 +72,37 @@ class RowLSTM(ImageGenerator):
         return pixel_log_prob(logits, target, c.levels).flatten(1).sum(1)
 
     @torch.no_grad()
-    def complete(self, images, known_rows: int, temperature: float = 1.0, label=None, generator=None):
-        """Keep the top ``known_rows`` rows of each image and sample the rest."""
-        images = self.check_images(images)
-        known_rows_mask(self.image_shape, known_rows)  # validates the range
-        return self._generate(images, known_rows, temperature, label, generator)
+    def complete(self, images, known_rows=None, mask=None, temperature=1.0, label=None, generator=None):
+        """Keep the known pixels (top ``known_rows`` rows, or where ``mask`` is True) and sample the
+        others row by row, each row given every row above it (known pixels below are not seen)."""
+        images = self.prepare_images(images)
+        known = self.known_pixels(images, known_rows, mask)
+        return self._generate(images, known, check_temperature(temperature), label, generator)
 
     @torch.no_grad()
     def sample(self, n, temperature=1.0, label=None, generator=None):
-        blank = torch.zeros(n, *self.image_shape, dtype=torch.uint8, device=self.device)
-        return self._generate(blank, 0, temperature, label, generator)
+        blank = torch.zeros(check_count(n), *self.image_shape, dtype=torch.uint8, device=self.device)
+        known = torch.zeros_like(blank, dtype=torch.bool)
+        return self._generate(blank, known, check_temperature(temperature), label, generator)
 
-    def _generate(self, images, known_rows, temperature, label, generator):
+    def _generate(self, images, known, temperature, label, generator):
         c = self.config
         n = images.shape[0]
         label = self.check_label(label, n)
         images = images.clone()
+        unknown_rows = (~known).any(dim=(0, 1, 3)).nonzero()
+        known_rows = int(unknown_rows[0]) if len(unknown_rows) else c.height
+        if known_rows == c.height:
+            return images
         rows = to_unit_interval(images, c.levels).permute(0, 2, 1, 3).reshape(n, c.height, -1)
-        # Read the known rows in one call; the last step's output predicts the first unknown row.
+        # Read the fully known rows in one call; the last step's output predicts the first unknown row.
         inputs = self._inputs(rows[:, :known_rows], label)  # (B, known_rows + 1, hidden)
         hidden, state = self.rnn(inputs)
         step_out = hidden[:, -1:]
         for t in range(known_rows, c.height):
             logits = self._row_logits(step_out)[:, 0]  # (B, C, W[, L])
-            images[:, :, t] = sample_pixels(logits, c.levels, temperature, generator).to(torch.uint8)
+            drawn = sample_pixels(logits, c.levels, temperature, generator).to(torch.uint8)
+            images[:, :, t] = torch.where(known[:, :, t], images[:, :, t], drawn)
             if t + 1 == c.height:
                 break
             row = to_unit_interval(images[:, :, t], c.levels).reshape(n, 1, -1)

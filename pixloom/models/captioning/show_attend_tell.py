@@ -90,7 +90,6 @@ class ShowAttendTell(Captioner):
 
     # -- training ---------------------------------------------------------------------------------
     def teacher_forced_loss(self, batch):
-        batch = self.augment(batch)
         feats = self.batch_features(batch)
         tokens = batch["tokens"].to(self.device)
         steps = (tokens[:, 1:] != PAD_ID).sum(1)  # words + <end> to predict per caption

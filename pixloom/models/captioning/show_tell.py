@@ -66,7 +66,6 @@ class ShowTell(Captioner):
         return h0, c0
 
     def teacher_forced_loss(self, batch):
-        batch = self.augment(batch)
         feats = self.batch_features(batch)
         tokens = batch["tokens"].to(self.device)
         inputs, targets = tokens[:, :-1], tokens[:, 1:]

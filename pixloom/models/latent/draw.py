@@ -37,19 +37,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixloom.errors import PixloomError
-from pixloom.models.latent.common import (ImportanceWeightedGenerator, gaussian_kl, interpolation_weights,
-                                          require_binary_unconditional, standard_normal_log_ratio)
+from pixloom.models.capabilities import CanvasSampler
+from pixloom.models.image import ImageConfig, check_count, check_temperature
+from pixloom.models.latent.common import (gaussian_kl, interpolation_weights, require_binary_unconditional,
+                                          standard_normal_log_ratio)
+from pixloom.models.latent.iwae import ImportanceWeightedModel
 from pixloom.nn import attention
 from pixloom.nn.pixel_output import sample_pixels, to_unit_interval
 
 
 @dataclass
-class DRAWConfig:
-    channels: int = 1
-    height: int = 28
-    width: int = 28
-    levels: int = 2  # binary images only
-    num_classes: int = 0  # not supported; kept for the shared image-model options
+class DRAWConfig(ImageConfig):  # binary images, no class conditioning
     steps: int = 64  # T, glimpses / canvas updates
     hidden_size: int = 256  # units of each of the encoder and decoder LSTMs
     latent_size: int = 100  # dimensions of z_t
@@ -62,7 +60,7 @@ class DRAWConfig:
     dreg: bool = False  # with freeze_generative: q's doubly reparameterized IWAE gradient (Tucker et al. 2019)
 
 
-class DRAW(ImportanceWeightedGenerator):
+class DRAW(ImportanceWeightedModel, CanvasSampler):
     name = "draw"
     config_class = DRAWConfig
     summary = "DRAW: LSTM VAE painting a canvas over T steps with Gaussian attention (Gregor et al. 2015)"
@@ -209,6 +207,7 @@ class DRAW(ImportanceWeightedGenerator):
     @torch.no_grad()
     def sample(self, n, temperature=1.0, label=None, generator=None):
         """Pixels ~ Bernoulli(sigmoid(c_T)) at ``temperature``; uint8 (n, C, H, W)."""
+        n, temperature = check_count(n), check_temperature(temperature)
         self.check_label(label, n)
         final = self._decode_canvases(None, n, generator)[:, -1]
         return sample_pixels(final, 2, temperature, generator).to(torch.uint8)
@@ -216,14 +215,12 @@ class DRAW(ImportanceWeightedGenerator):
     @torch.no_grad()
     def canvas_steps(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """How ``n`` new pictures are drawn: sigmoid(c_t) for t = 1..T, (n, T, C, H, W) in [0, 1]."""
-        if n < 1:
-            raise PixloomError("-n must be at least 1")
-        return torch.sigmoid(self._decode_canvases(None, n, generator))
+        return torch.sigmoid(self._decode_canvases(None, check_count(n), generator))
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """The posterior means mu_1..T, each fed forward as z_t, (B, T, latent)."""
-        return self._infer(self.check_images(images), use_means=True)["mu"]
+        return self._infer(self.prepare_images(images), use_means=True)["mu"]
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -233,7 +230,7 @@ class DRAW(ImportanceWeightedGenerator):
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """sigmoid(c_T) with z_t = mu_t at every step, floats in [0, 1], (B, C, H, W)."""
-        return torch.sigmoid(self._infer(self.check_images(images), use_means=True)["canvas"])
+        return torch.sigmoid(self._infer(self.prepare_images(images), use_means=True)["canvas"])
 
     @torch.no_grad()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 10) -> torch.Tensor:

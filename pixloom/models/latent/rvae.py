@@ -35,20 +35,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixloom.models.latent.common import (ImportanceWeightedGenerator, gaussian_kl, image_rows,
-                                          interpolation_weights, require_binary_unconditional,
+from pixloom.models.image import ImageConfig, check_count, check_temperature
+from pixloom.models.latent.common import (gaussian_kl, image_rows, interpolation_weights, require_binary_unconditional,
                                           standard_normal_log_ratio)
+from pixloom.models.latent.iwae import ImportanceWeightedModel
 from pixloom.nn.fused import make_fused_rnn
 from pixloom.nn.pixel_output import sample_pixels
 
 # -- the model -----------------------------------------------------------------------------------
 @dataclass
-class RecurrentVAEConfig:
-    channels: int = 1
-    height: int = 28
-    width: int = 28
-    levels: int = 2  # binary images only
-    num_classes: int = 0  # not supported; kept for the shared image-model options
+class RecurrentVAEConfig(ImageConfig):  # binary images, no class conditioning
     hidden_size: int = 256
     num_layers: int = 1
     latent_size: int = 32
@@ -59,7 +55,7 @@ class RecurrentVAEConfig:
     dreg: bool = False  # with freeze_generative: q's doubly reparameterized IWAE gradient (Tucker et al. 2019)
 
 
-class RecurrentVAE(ImportanceWeightedGenerator):
+class RecurrentVAE(ImportanceWeightedModel):
     name = "recurrent-vae"
     config_class = RecurrentVAEConfig
     summary = "VAE with LSTM encoder/decoder over rows (Kingma & Welling 2014); ELBO training, IWAE likelihood"
@@ -173,7 +169,7 @@ class RecurrentVAE(ImportanceWeightedGenerator):
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Posterior means, (B, latent)."""
-        return self.posterior_params(self.check_images(images))[0]
+        return self.posterior_params(self.prepare_images(images))[0]
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -197,6 +193,7 @@ class RecurrentVAE(ImportanceWeightedGenerator):
     @torch.no_grad()
     def sample(self, n, temperature=1.0, label=None, generator=None):
         """z ~ N(0, I), then pixels ~ p(x | z) at ``temperature``; uint8 (n, C, H, W)."""
+        n, temperature = check_count(n), check_temperature(temperature)
         self.check_label(label, n)
         z = torch.randn(n, self.config.latent_size, generator=generator, device=self.device)
         pick = lambda logits: sample_pixels(logits, 2, temperature, generator).float()  # noqa: E731

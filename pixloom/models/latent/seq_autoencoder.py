@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pixloom.errors import PixloomError
-from pixloom.models.image_model import ImageGenerator
+from pixloom.models.capabilities import Autoencoder, Sampler, Trainable
+from pixloom.models.image import ImageConfig, ImageModel, check_count, check_temperature
 from pixloom.models.latent.common import LOG_2PI, image_rows, interpolation_weights
 from pixloom.nn.fused import make_fused_rnn
 from pixloom.nn.pixel_output import pixel_log_prob, sample_pixels, to_unit_interval
@@ -96,12 +97,7 @@ def fit_diagonal_gmm(x: torch.Tensor, components: int, iterations: int = 100, to
 
 # -- the model -----------------------------------------------------------------------------------
 @dataclass
-class SeqAutoencoderConfig:
-    channels: int = 1
-    height: int = 28
-    width: int = 28
-    levels: int = 2
-    num_classes: int = 0  # not supported; kept for the shared image-model options
+class SeqAutoencoderConfig(ImageConfig):  # no class conditioning
     cell: str = "lstm"  # lstm | gru (rnn also works)
     hidden_size: int = 256
     num_layers: int = 1
@@ -112,10 +108,11 @@ class SeqAutoencoderConfig:
     em_iterations: int = 200
 
 
-class SeqAutoencoder(ImageGenerator):
+class SeqAutoencoder(ImageModel, Trainable, Sampler, Autoencoder):
+    """Not a likelihood model: ``pixloom eval`` reports the reconstruction figures of ``loss``."""
+
     name = "seq-autoencoder"
     config_class = SeqAutoencoderConfig
-    has_likelihood = False  # `pixloom eval` reports the reconstruction figures of `loss` instead
     summary = "RNN encoder reads rows into a latent vector, RNN decoder writes them back (Srivastava et al. 2015)"
 
     def __init__(self, config: SeqAutoencoderConfig):
@@ -124,7 +121,7 @@ class SeqAutoencoder(ImageGenerator):
         if c.recon_loss not in RECON_LOSSES:
             raise PixloomError(f"unknown recon_loss '{c.recon_loss}'; choose one of: {', '.join(RECON_LOSSES)}")
         if c.num_classes:
-            raise PixloomError(f"{self.name} has no class conditioning; drop --conditional")
+            raise PixloomError(f"{self.name} has no class conditioning; train it without class labels")
         self.recon = c.recon_loss if c.recon_loss != "auto" else ("bce" if c.levels == 2 else "mse")
         if self.recon == "categorical" and c.levels == 2:
             self.recon = "bce"  # a 2-way softmax is a Bernoulli
@@ -207,17 +204,11 @@ class SeqAutoencoder(ImageGenerator):
         recon_error = (self._expected(logits.detach()) - target).pow(2).mean()
         return {"loss": per_pixel.mean(), "recon_error": recon_error}
 
-    def log_prob(self, image, label=None):
-        raise PixloomError(f"{self.name} has no likelihood; use reconstruct")
-
-    def nll(self, image, label=None, **options):
-        raise PixloomError(f"{self.name} has no likelihood; use reconstruct")
-
     # -- the latent space ------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Integer images (B, C, H, W) -> latent vectors (B, latent)."""
-        return self._encode(self.check_images(images))
+        return self._encode(self.prepare_images(images))
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -254,7 +245,7 @@ class SeqAutoencoder(ImageGenerator):
         return {"components": c.mixture_components, "n_latents": len(dataset), "mean_log_likelihood": mean_ll}
 
     def after_training(self, train_data) -> str:
-        """Hook that ``pixloom train`` calls on the saved best model: fit the latent density."""
+        """Fit the latent density on the saved best model once training ends."""
         fit = self.fit_latent_density(train_data)
         return (f"fitted a {fit['components']}-component Gaussian mixture to {fit['n_latents']} training latents "
                 f"(mean log-likelihood {fit['mean_log_likelihood']:.2f})")
@@ -274,6 +265,7 @@ class SeqAutoencoder(ImageGenerator):
         """Latents from the fitted mixture, decoded; uint8 levels (n, C, H, W). Bernoulli and
         categorical outputs are sampled at ``temperature``; an ``mse`` output (or ``bce`` on more
         than two levels) has no pixel distribution, so its expected image is rounded to levels."""
+        n, temperature = check_count(n), check_temperature(temperature)
         self.check_label(label, n)
         logits = self._decode_logits(self.sample_latents(n, generator))
         levels = self.config.levels

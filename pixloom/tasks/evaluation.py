@@ -1,0 +1,85 @@
+"""``pixloom.evaluate``: score any model on a data split, by what it is.
+
+- likelihood models: NLL in nats per image (mean and its standard error over the images), bits per
+  dimension, and for latent models the ELBO; ``iw_samples`` sets the IWAE estimate's K;
+- other image models (the sequence autoencoder): the mean of each figure its loss reports;
+- captioners: BLEU-1..4, METEOR, ROUGE-L, CIDEr (COCO caption evaluation).
+
+Every figure in the result is a finite number: a NaN or infinite figure is an error, never printed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from pixloom.data.registry import dataset_kind, load_dataset
+from pixloom.errors import ArgumentError, PixloomError
+from pixloom.metrics.likelihood import evaluate_likelihood, evaluate_loss_figures
+from pixloom.models.capabilities import Captioning, Likelihood, Trainable
+from pixloom.models.image import ImageModel
+from pixloom.tasks.common import check_positive_int, check_seed, load_model
+
+
+def evaluate(model, data: str, split: str = "valid", data_dir=None, limit: int | None = None,
+             batch_size: int = 256, iw_samples: int | None = None, seed: int = 0, beam: int = 3,
+             length_penalty: float | None = None, captions_out=None, cache_dir=None, device: str = "cpu",
+             progress: bool = True) -> dict:
+    """Score ``model`` (an object, a run directory or a shipped name) on ``split`` of ``data``;
+    returns one JSON-able dict of finite figures (see the module docstring). ``limit``: only the
+    first N items. ``seed`` fixes the latent draws of the IWAE estimate and the ELBO."""
+    source = str(model) if isinstance(model, (str, Path)) else None
+    model = load_model(model, device)
+    if limit is not None:
+        check_positive_int(limit, "limit")
+    check_positive_int(batch_size, "batch_size")
+    seed = check_seed(seed)
+    if isinstance(model, Captioning):
+        from pixloom.tasks.captioning import evaluate_captioner
+
+        for name, value in (("iw_samples", iw_samples),):
+            if value is not None:
+                raise ArgumentError(name, f"does not apply to a captioner ({model.name})")
+        return finite(evaluate_captioner(model, data, split, data_dir, limit, beam, length_penalty, batch_size,
+                                         cache_dir, captions_out, progress, source))
+    if captions_out is not None:
+        raise ArgumentError("captions_out", f"applies to captioners only; {model.name} is not one")
+    if not isinstance(model, ImageModel):
+        raise PixloomError(f"{model.name} models cannot be evaluated on data")
+    if iw_samples is not None:  # checked before any data is read
+        if not isinstance(model, Likelihood):
+            raise ArgumentError("iw_samples", f"does not apply: {model.name} has no likelihood")
+        if "iw_samples" not in model.evaluation_options:
+            raise ArgumentError("iw_samples", f"does not apply: {model.name} has an exact likelihood")
+        check_positive_int(iw_samples, "iw_samples")
+    if not isinstance(model, (Likelihood, Trainable)):
+        raise PixloomError(f"{model.name} has neither a likelihood nor a loss to evaluate")
+    if dataset_kind(data) != "images":
+        raise ArgumentError("data", f"'{data}' holds captioned photos; {model.name} is scored on images")
+    dataset = load_dataset(data, split, data_dir=data_dir).subset(limit)
+    if dataset.levels != model.config.levels:
+        raise ArgumentError("data", f"has {dataset.levels}-level pixels but the model was trained on "
+                            f"{model.config.levels}-level pixels")
+    model.check_images(dataset.images[:1])
+    head = {"model": model.name, "run": source, "data": data, "split": dataset.name.split("/")[-1]}
+    if not isinstance(model, Likelihood):
+        result = evaluate_loss_figures(model, dataset, batch_size=batch_size, progress=progress)
+        return finite({**head, **result})
+    options = {} if iw_samples is None else {"iw_samples": iw_samples}
+    torch.manual_seed(seed)  # the IWAE estimate and ELBO draw latents: the same seed, the same figure
+    started = time.perf_counter()
+    result = evaluate_likelihood(model, dataset, batch_size=batch_size, progress=progress, **options)
+    return finite({**head, **result, "seed": seed, "seconds": round(time.perf_counter() - started, 2)})
+
+
+def finite(result: dict) -> dict:
+    """``result`` if every number in it is finite; otherwise a one-line error naming the figure
+    (a model whose weights produce NaN must not print a figure, nor invalid JSON)."""
+    for key, value in result.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise PixloomError(f"the evaluation gave {key} = {value}: the model's outputs are not finite "
+                               "(damaged weights, or a model that diverged)")
+    return result

@@ -1,0 +1,355 @@
+"""``pixloom.train``: train any trainable model (image generators and captioners alike) into a run
+directory, start from a saved model's weights (``init``), or continue a run exactly (``resume``).
+
+A run directory is a saved model (the best on validation) plus ``train_config.json`` (every setting
+of the run), ``train_log.csv``, ``metrics.csv``, ``loss.png`` and ``checkpoints/``. A resumed run takes
+every setting from ``train_config.json``; an argument that contradicts a saved setting is refused,
+except what may change from one start of the run to the next: the schedule's horizon (``epochs``;
+the cosine then stretches or shrinks from the current step), the budgets (``max_minutes``,
+``max_steps``) and the places (``device``, ``data_dir``, ``cache_dir``). Each change is recorded in
+``train_config.json`` under ``"resumed"`` and said on stderr. The run directory is locked while a
+process trains in it (:mod:`pixloom.train.lock`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pixloom.data.registry import dataset_kind, load_dataset
+from pixloom.errors import ArgumentError, PixloomError
+from pixloom.io import read_json
+from pixloom.models.base import config_from_dict, parse_set_options, with_weights_of
+from pixloom.models.capabilities import Trainable
+from pixloom.models.captioning.base import CaptionDecoder
+from pixloom.models.image import IMAGE_FIELDS
+from pixloom.models.registry import get_model_class
+from pixloom.tasks.common import check_number, check_positive_int, check_seed, ensure_writable_dir, load_model
+from pixloom.train import distributed
+from pixloom.train.allocator import tune_malloc_for_training
+from pixloom.train.checkpoint import latest_checkpoint, refuse_existing_run
+from pixloom.train.lock import RunLock
+from pixloom.train.trainer import OPTIMIZERS, Trainer, TrainConfig, pick_device
+
+# The settings of a run and their defaults; a resumed run takes them from train_config.json.
+SETTINGS = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "grad_clip": 1.0, "weight_decay": 0.0,
+            "optimizer": "adam", "ema": 0.0, "seed": 0, "limit_train": None, "limit_valid": None,
+            "options": {}, "conditional": False, "init": None}
+# What may change when a run is resumed (recorded under "resumed" in train_config.json).
+RESUME_OVERRIDES = ("epochs", "max_minutes", "max_steps", "device", "data_dir", "cache_dir")
+
+
+def parse_options(model: str, pairs: list[str] | None) -> dict:
+    """``["hidden_size=64", "cell=gru"]`` -> typed model options for ``model`` (one-line errors)."""
+    return parse_set_options(get_model_class(model).config_class, pairs)
+
+
+def _check_settings(s: dict) -> None:
+    """One-line errors for settings out of range, before any data is read."""
+    if isinstance(s["epochs"], bool) or not isinstance(s["epochs"], (int, float)) or not (
+            math.isfinite(s["epochs"]) and s["epochs"] > 0):
+        raise ArgumentError("epochs", f"must be a positive number, got {s['epochs']!r}")
+    check_positive_int(s["batch_size"], "batch_size")
+    check_number(s["lr"], "lr", above=0)
+    check_positive_int(s["warmup_steps"], "warmup_steps", least=0)
+    check_number(s["grad_clip"], "grad_clip", least=0)
+    check_number(s["weight_decay"], "weight_decay", least=0)
+    if s["optimizer"] not in OPTIMIZERS:
+        raise ArgumentError("optimizer", f"must be {' or '.join(OPTIMIZERS)}, got {s['optimizer']!r}")
+    check_number(s["ema"], "ema", least=0)
+    if s["ema"] >= 1:
+        raise ArgumentError("ema", f"must be below 1 (a decay such as 0.999; 0 = off), got {s['ema']}")
+    check_seed(s["seed"])
+    for name in ("limit_train", "limit_valid"):
+        if s[name] is not None:
+            check_positive_int(s[name], name)
+    if not isinstance(s["options"], dict):
+        raise ArgumentError("options", f"must be a dict of model options, got {type(s['options']).__name__}")
+
+
+def _check_budgets(max_minutes, max_steps) -> None:
+    if max_minutes is not None:
+        check_number(max_minutes, "max_minutes", above=0)
+    if max_steps is not None:
+        check_positive_int(max_steps, "max_steps")
+
+
+def _saved_settings(saved: dict) -> dict:
+    """The settings of a run from its train_config.json (older runs: from its TrainConfig)."""
+    if "settings" in saved:
+        return dict(saved["settings"])
+    train = saved.get("train", {})
+    settings = {k: train[k] for k in ("epochs", "batch_size", "lr", "warmup_steps", "grad_clip", "weight_decay",
+                                      "optimizer", "seed") if k in train}
+    if "ema_decay" in train:
+        settings["ema"] = train["ema_decay"]
+    return settings
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-12)
+    return a == b
+
+
+def train(model: str, data: str | None = None, out=None, *, options: dict | None = None,
+          conditional: bool | None = None, init=None, resume: bool = False,
+          epochs: float | None = None, batch_size: int | None = None, lr: float | None = None,
+          warmup_steps: int | None = None, grad_clip: float | None = None, weight_decay: float | None = None,
+          optimizer: str | None = None, ema: float | None = None, seed: int | None = None,
+          limit_train: int | None = None, limit_valid: int | None = None,
+          max_minutes: float | None = None, max_steps: int | None = None, device: str = "auto",
+          data_dir=None, cache_dir=None, progress: bool = True, command: str | None = None) -> dict:
+    """Train ``model`` (a name from ``pixloom.list_models()``) on ``data`` into the run directory ``out``.
+
+    ``options`` are model options (``{"hidden_size": 128, "cell": "gru"}``); ``conditional`` conditions
+    an image model on class labels; ``init`` starts from the weights of a saved model (a new run with
+    its own schedule); ``resume`` continues the run in ``out`` exactly. The learning rate warms up for
+    ``warmup_steps``, then follows one cosine over ``epochs`` (a fraction ends inside an epoch);
+    ``max_minutes`` and ``max_steps`` stop early with a checkpoint. Returns a summary dict: ``run``,
+    ``global_step``, ``train_seconds``, ``stopped_early``, ``best`` (the figure that picked the
+    saved model), ``warnings``."""
+    if out is None or str(out) == "":
+        raise ArgumentError("out", "is required: the run directory")
+    if not isinstance(resume, bool):
+        raise ArgumentError("resume", f"must be true or false, got {resume!r}")
+    if init is not None and resume:
+        raise ArgumentError("init", "starts a new run and resume continues one: give only one of them")
+    model_cls = get_model_class(model)
+    if not issubclass(model_cls, Trainable):
+        raise PixloomError(f"{model} is not trained directly ({model_cls.summary}); see `pixloom ensemble`")
+    out = Path(out)
+    given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps,
+             "grad_clip": grad_clip, "weight_decay": weight_decay, "optimizer": optimizer, "ema": ema, "seed": seed,
+             "limit_train": limit_train, "limit_valid": limit_valid, "options": options, "conditional": conditional,
+             "init": None if init is None else str(init)}
+    given = {k: v for k, v in given.items() if v is not None and not (k == "options" and v == {})}
+    _check_budgets(max_minutes, max_steps)
+    tune_malloc_for_training()
+    world = distributed.start(device)
+    try:
+        if world.is_main:
+            ensure_writable_dir(out.parent if str(out.parent) else Path("."), "out")
+            created = not out.exists()
+            try:
+                with RunLock(out):
+                    summary = _train_locked(model, model_cls, data, out, given, resume, max_minutes, max_steps,
+                                            device, data_dir, cache_dir, progress, command, world)
+            except BaseException:
+                _remove_if_untouched(out, created)
+                raise
+        else:
+            summary = _train_locked(model, model_cls, data, out, given, resume, max_minutes, max_steps, device,
+                                    data_dir, cache_dir, progress, command, world)
+    except BaseException:
+        distributed.stop(finished=False)
+        raise
+    distributed.stop()
+    return summary
+
+
+def _remove_if_untouched(out: Path, created: bool) -> None:
+    """After a refusal, leave no empty run directory behind (only the lock file was written)."""
+    if created and out.is_dir() and {p.name for p in out.iterdir()} <= {".lock"}:
+        (out / ".lock").unlink(missing_ok=True)
+        try:
+            out.rmdir()
+        except OSError:
+            pass
+
+
+def _train_locked(model_name, model_cls, data, out: Path, given: dict, resume: bool, max_minutes, max_steps, device,
+                  data_dir, cache_dir, progress, command, world) -> dict:
+    notes: list[str] = []
+    resumed_record = None
+    ckpt = None
+    if resume:
+        if not (out / "train_config.json").is_file():
+            raise ArgumentError("resume", f"{out} holds no run to continue (no train_config.json)")
+        saved = read_json(out / "train_config.json")
+        if not isinstance(saved, dict) or saved.get("model") != model_name:
+            got = saved.get("model") if isinstance(saved, dict) else None
+            raise ArgumentError("resume", f"{out} holds a '{got}' run, not '{model_name}'")
+        ckpt = latest_checkpoint(out)
+        if ckpt is None:
+            raise ArgumentError("resume", f"no checkpoint in {out}")
+        settings = {**SETTINGS, **_saved_settings(saved)}
+        changed = {}
+        if "epochs" in given and not _same(settings["epochs"], given["epochs"]):  # a new horizon: documented
+            changed["epochs"] = given["epochs"]
+            settings["epochs"] = given["epochs"]
+        for key, value in given.items():
+            if key in settings and not _same(settings[key], value):
+                raise ArgumentError(key, f"is {value!r} but the run in {out} was started with {settings[key]!r}; a "
+                                    f"resumed run keeps its settings (start a new run from its weights with init)")
+        if data is not None and data != saved.get("data"):
+            raise ArgumentError("data", f"is {data!r} but the run in {out} trains on {saved.get('data')!r}")
+        data = saved.get("data")
+        data_dir = data_dir if data_dir is not None else saved.get("data_dir")
+        before = saved.get("budgets", {})
+        now = {"max_minutes": max_minutes, "max_steps": max_steps, "device": device,
+               "data_dir": None if data_dir is None else str(data_dir), "cache_dir": cache_dir}
+        changed.update({k: v for k, v in now.items() if v is not None and v != before.get(k)})
+        if changed:
+            resumed_record = {"overrides": changed}
+            notes.append("resumed with " + ", ".join(f"{k}={v}" for k, v in changed.items()))
+    else:
+        settings = {**SETTINGS, **given}
+        refuse_existing_run(out)
+        saved = {}
+    _check_settings(settings)
+    if not data:
+        raise ArgumentError("data", "is required: a data set name (see pixloom.list_datasets())")
+    captioner = issubclass(model_cls, CaptionDecoder)
+    kind = dataset_kind(data)
+    if captioner and kind != "captions":
+        raise ArgumentError("data", f"'{data}' holds images without captions; {model_name} trains on captioned "
+                            "data (flickr8k, flickr8k-karpathy, flickr30k, coco, synthetic)")
+    if not captioner and kind != "images":
+        raise ArgumentError("data", f"'{data}' holds captioned photos; {model_name} trains on images")
+    config = TrainConfig(
+        epochs=int(settings["epochs"]) if float(settings["epochs"]).is_integer() else settings["epochs"],
+        batch_size=settings["batch_size"], lr=settings["lr"], warmup_steps=settings["warmup_steps"],
+        grad_clip=settings["grad_clip"], weight_decay=settings["weight_decay"], optimizer=settings["optimizer"],
+        ema_decay=settings["ema"], seed=settings["seed"], max_minutes=max_minutes, max_steps=max_steps,
+        device=device, progress=progress)
+    prepare = _prepare_captioner if captioner else _prepare_image_model
+    model, train_data, valid_data, extras = prepare(model_cls, data, settings, ckpt, data_dir, cache_dir, progress,
+                                                    config)
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    total = math.ceil(steps_per_epoch * config.epochs)
+    if resume and isinstance(saved.get("train"), dict) and "warmup_steps" in saved["train"]:
+        config = dataclasses.replace(config, warmup_steps=saved["train"]["warmup_steps"])  # as the run had it
+    elif config.warmup_steps >= total:
+        shorter = max(0, total // 10)
+        notes.append(f"warmup_steps {config.warmup_steps} is as long as the whole schedule ({total} steps); "
+                     f"warming up for {shorter} steps instead")
+        config = dataclasses.replace(config, warmup_steps=shorter)
+    info = {"model": model_name, "data": data, "data_dir": None if data_dir is None else str(data_dir),
+            "settings": {k: settings[k] for k in SETTINGS}, "command": command or "pixloom.train(...)",
+            "n_parameters": model.num_parameters(), **extras.pop("info", {}),
+            "budgets": {"max_minutes": max_minutes, "max_steps": max_steps, "device": device,
+                        "data_dir": None if data_dir is None else str(data_dir), "cache_dir": cache_dir}}
+    if resume:
+        info["resumed"] = saved.get("resumed", []) + ([resumed_record] if resumed_record else [])
+    trainer = Trainer(model, train_data, valid_data, config, out, run_info=info, **extras)
+    if world.is_main:
+        for note in notes:
+            print(f"pixloom: note: {note}", file=sys.stderr)
+        processes = f" in {world.size} processes" if world.distributed else ""
+        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        frozen = f", {trained:,} of them trained" if trained < model.num_parameters() else ""
+        print(f"{'resuming' if resume else 'training'} {model_name} ({model.num_parameters():,} parameters{frozen}) "
+              f"on {data}: {len(train_data):,} train / {len(valid_data):,} valid{processes} -> {out}", file=sys.stderr)
+    summary = trainer.fit(resume=resume)
+    result = {"run": str(out), "process": world.rank, "model": model_name, "data": data, **summary, "best": trainer.describe_best(),
+              "stop_reason": trainer.stop_reason if summary["stopped_early"] else None,
+              "warnings": list(trainer.warnings), "summary_line": trainer.summary_line(summary)}
+    if world.is_main and (out / "config.json").is_file():
+        best = model_cls.from_pretrained(out, map_location=trainer.device)
+        note = best.after_training(train_data)
+        if note:
+            best.save_pretrained(out)
+            print(note, file=sys.stderr)
+    return result
+
+
+def _prepare_image_model(model_cls, data, settings, ckpt, data_dir, cache_dir, progress, config):
+    train_data = load_dataset(data, "train", data_dir=data_dir).subset(settings["limit_train"])
+    valid_data = load_dataset(data, "valid", data_dir=data_dir).subset(settings["limit_valid"])
+    options = settings["options"]
+    if ckpt is not None:
+        model = model_cls.from_pretrained(ckpt)
+    elif settings["init"]:
+        model = _initialised_from(model_cls, settings["init"], train_data, options, settings["conditional"])
+    else:
+        model_config = image_model_config(model_cls, train_data, options, settings["conditional"])
+        torch.manual_seed(settings["seed"])
+        model = model_cls(model_config)
+    return model, train_data, valid_data, {}
+
+
+def image_model_config(model_cls, dataset, options: dict, conditional: bool):
+    """A model config whose image fields (channels, size, levels, classes) follow the data set."""
+    fields = {f.name for f in dataclasses.fields(model_cls.config_class)}
+    c, h, w = dataset.image_shape
+    from_data = {"channels": c, "height": h, "width": w, "levels": dataset.levels}
+    if conditional:
+        if not dataset.num_classes:
+            raise ArgumentError("conditional", f"needs labelled data; '{dataset.name}' has no labels")
+        from_data["num_classes"] = dataset.num_classes
+    values = {k: v for k, v in from_data.items() if k in fields}
+    for key in ("levels", "channels", "height", "width"):
+        if key in options and key in values and options[key] != values[key]:
+            raise ArgumentError("options", f"{key}={options[key]} contradicts the data ({key} = {values[key]})")
+    values.update(options)
+    return config_from_dict(model_cls.config_class, values)
+
+
+def _initialised_from(model_cls, source, dataset, options: dict, conditional: bool):
+    """A new run that starts from the weights of a saved model; the data must have its shape."""
+    start = load_model(source)
+    if type(start) is not model_cls:
+        raise ArgumentError("init", f"{source} holds a {start.name} model, not a {model_cls.name} model")
+    fits = image_model_config(model_cls, dataset, {}, conditional or bool(getattr(start.config, "num_classes", 0)))
+    for key in IMAGE_FIELDS:
+        saved, wanted = getattr(start.config, key, None), getattr(fits, key, None)
+        if saved != wanted:
+            raise ArgumentError("init", f"{source} was trained with {key} = {saved}, the data has {wanted}")
+    return with_weights_of(start, options, source)
+
+
+def _prepare_captioner(model_cls, data, settings, ckpt, data_dir, cache_dir, progress, config):
+    from pixloom.data.captions import CaptionPairs, Vocabulary
+    from pixloom.metrics.captions import require_caption_metrics
+    from pixloom.tasks.captioning import bleu_scorer, data_sources
+
+    options = settings["options"]
+    if ckpt is not None:
+        model = model_cls.from_pretrained(ckpt)
+    elif settings["init"]:
+        start = load_model(settings["init"])
+        if type(start) is not model_cls:
+            raise ArgumentError("init", f"{settings['init']} holds a {start.name} model, not a {model_cls.name} model")
+        model = with_weights_of(start, options, settings["init"])
+    else:
+        model = None
+    defaults = model.config if model is not None else config_from_dict(model_cls.config_class, options)
+    size = defaults.small_cnn_image_size
+    train_set = load_dataset(data, "train", data_dir, image_size=size).subset(settings["limit_train"])
+    valid_set = load_dataset(data, "dev", data_dir, image_size=size).subset(settings["limit_valid"])
+    for note in train_set.notes + valid_set.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if model is None:
+        vocab = Vocabulary.build(train_set.all_tokens(), min_count=defaults.min_count)
+        torch.manual_seed(settings["seed"])
+        model = model_cls(config_from_dict(model_cls.config_class, {**options, "vocab_size": len(vocab)}))
+        model.set_vocab(vocab)
+    model = model.to(pick_device(config.device))
+    self_critical = model.config.scst_samples > 0
+    mirror = model.config.mirror_augment if not self_critical else 0.0
+    started = time.perf_counter()
+    train_sources, mirrored = data_sources(model, train_set, cache_dir, progress, mirrored=mirror > 0)
+    valid_sources, _ = data_sources(model, valid_set, cache_dir, progress)
+    feature_seconds = time.perf_counter() - started
+    if self_critical:
+        from pixloom.models.captioning.scst import CiderDReward
+
+        require_caption_metrics()
+        model.reward = CiderDReward(train_set.tokens, meteor_weight=model.config.scst_meteor_weight)
+    train_data = CaptionPairs(train_set, model.vocab, train_sources, model.config.max_words,
+                              one_per_image=self_critical, mirror_augment=mirror, mirrored=mirrored)
+    valid_data = CaptionPairs(valid_set, model.vocab, valid_sources, model.config.max_words)
+    beam = model.config.select_beam
+    extras = {"info": {"vocab_size": len(model.vocab), "train_images": len(train_set), "train_pairs": len(train_data),
+                       "valid_images": len(valid_set), "feature_seconds": round(feature_seconds, 1),
+                       "threads": torch.get_num_threads()}}
+    if beam:
+        extras.update(scorer=bleu_scorer(beam), selection=("bleu4", "max"))
+    return model, train_data, valid_data, extras
+
