@@ -1,4 +1,4 @@
-"""Effect of pixloom's glibc malloc tuning (pixloom/train/allocator.py) on training steps.
+"""Effect of pixloom's glibc malloc tuning (pixloom/training/allocator.py) on training steps.
 
     python bench/bench_allocator.py [--model pixel-rnn --variant diagonal_bilstm --batch 64 --steps 12]
 
@@ -30,7 +30,7 @@ def child(args) -> dict:
     import torch
 
     from pixloom.models import get_model_class
-    from pixloom.train.allocator import tune_malloc_for_training
+    from pixloom.training.allocator import tune_malloc_for_training
 
     applied = tune_malloc_for_training()
     torch.set_num_threads(args.threads)

@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench/results/caption.json"))
     args = parser.parse_args()
     run = Path(args.run)
-    from pixloom.models.registry import resolve_model_dir
+    from pixloom.models.hub import resolve_model_dir
 
     model_dir = resolve_model_dir(args.model or args.run)
     entry = {"run": str(run), "model": str(args.model or run),

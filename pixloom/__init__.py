@@ -11,9 +11,8 @@ methods for what they do (``model.sample(n)``, ``model.complete(images, known_ro
 ``model.caption(["photo.jpg"])``, ...). Errors a user can cause are :class:`PixloomError`.
 """
 
-__version__ = "0.1.0"
-
-from pixloom.errors import ArgumentError, PixloomError  # noqa: E402
+from pixloom.errors import ArgumentError, PixloomError
+from pixloom.version import __version__
 
 _API = {
     "train": "pixloom.tasks.training", "parse_options": "pixloom.tasks.training",
@@ -27,7 +26,7 @@ _API = {
     "load_dataset": "pixloom.data.registry",
 }
 
-__all__ = ["ArgumentError", "PixloomError", "from_pretrained", *_API]
+__all__ = ["ArgumentError", "PixloomError", "__version__", "from_pretrained", *_API]
 
 
 def from_pretrained(dir_or_name, map_location="cpu"):

@@ -2,7 +2,7 @@
 
 Every user error (unknown name, missing or corrupt file, a bad value, an unwritable output) ends
 with a one-line message on stderr and exit code 2; there are no tracebacks for bad input. Library
-errors name arguments; here they are worded with the flags (``--keep-rows`` for ``keep_rows``).
+errors name arguments; here they are worded with the flags (``--keep-rows`` for ``known_rows``).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def cmd_sample(args) -> int:
 def cmd_complete(args) -> int:
     from pixloom.tasks import complete
 
-    complete(args.run, args.image, keep_rows=args.keep_rows, n=args.n, temperature=args.temperature,
+    complete(args.run, args.image, known_rows=args.keep_rows, n=args.n, temperature=args.temperature,
              label=args.label, seed=args.seed, out=args.out, device=args.device)
     print(f"wrote occluded input, {args.n} completions and the original to {args.out}")
     return 0

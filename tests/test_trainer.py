@@ -8,9 +8,9 @@ import torch
 
 from pixloom.errors import PixloomError, TrainingDiverged
 from pixloom.models.autoregressive.row_lstm import RowLSTM, RowLSTMConfig
-from pixloom.train import checkpoint as checkpoint_module
-from pixloom.train.checkpoint import latest_checkpoint
-from pixloom.train.trainer import Trainer, TrainConfig
+from pixloom.training import checkpoint as checkpoint_module
+from pixloom.training.checkpoint import latest_checkpoint
+from pixloom.training.trainer import Trainer, TrainConfig
 
 from conftest import tiny_binary_dataset
 

@@ -7,7 +7,7 @@
 
 A :class:`CaptionSet` is one split of a captioned data set (image paths or in-memory images plus
 several reference captions per image); :class:`CaptionPairs` turns it into what the
-:class:`~pixloom.train.trainer.Trainer` needs (``__len__`` and ``get_batch``), one item per
+:class:`~pixloom.training.trainer.Trainer` needs (``__len__`` and ``get_batch``), one item per
 image-caption pair, each batch holding the image's cached features (or its pixels) and the padded
 token ids.
 """

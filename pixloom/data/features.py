@@ -19,7 +19,7 @@ from pixloom.io import atomic_save_tensors, atomic_write_json, load_tensors, rea
 
 
 def default_cache_dir() -> Path:
-    from pixloom.data.registry import resolve_data_dir
+    from pixloom.data.root import resolve_data_dir
 
     return resolve_data_dir(None) / "features"
 

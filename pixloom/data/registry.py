@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
+from pixloom.data.root import DATA_ENV_VAR, resolve_data_dir
 from pixloom.errors import DataError
 
-DATA_ENV_VAR = "PIXLOOM_DATA"
-DEFAULT_DATA_DIR = "~/.cache/pixloom"
 IMAGE_SPLITS = ("train", "valid", "test")
 CAPTION_SPLITS = ("train", "dev", "test")
 
@@ -56,6 +54,9 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+__all__ = ["DATASETS", "DATA_ENV_VAR", "DatasetInfo", "dataset_kind", "image_split", "load_dataset", "resolve_data_dir"]
+
+
 def dataset_kind(name: str) -> str:
     """``"images"`` or ``"captions"`` for a data set name (``folder:PATH`` is images)."""
     if isinstance(name, str) and name.startswith("folder:"):
@@ -63,12 +64,6 @@ def dataset_kind(name: str) -> str:
     if name not in DATASETS:
         raise DataError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}")
     return DATASETS[name].kind
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data root: ``data_dir`` if given, else ``$PIXLOOM_DATA``, else ``~/.cache/pixloom``."""
-    chosen = data_dir if data_dir else os.environ.get(DATA_ENV_VAR) or DEFAULT_DATA_DIR
-    return Path(chosen).expanduser()
 
 
 def image_split(split: str) -> str:

@@ -5,6 +5,7 @@ model (a run directory or a shipped name). What each model can do is declared by
 classes of :mod:`pixloom.models.capabilities`.
 """
 
-from pixloom.models.registry import MODELS, get_model_class, load_pretrained, shipped_models
+from pixloom.models.hub import shipped_models
+from pixloom.models.registry import MODELS, get_model_class, load_pretrained
 
 __all__ = ["MODELS", "get_model_class", "load_pretrained", "shipped_models"]

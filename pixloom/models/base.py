@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-import pixloom
 from pixloom.errors import ArgumentError, CheckpointError, PixloomError, one_line
+from pixloom.models.hub import resolve_model_dir
+from pixloom.version import __version__
 from pixloom.io import atomic_save_tensors, atomic_write_json, load_tensors, read_json
 
 # Config fields that may be 0 although their default is positive (0 switches the feature off).
@@ -151,7 +152,7 @@ class PixloomModel(nn.Module):
     def config_dict(self) -> dict[str, Any]:
         return {
             "model": self.name,
-            "pixloom_version": pixloom.__version__,
+            "pixloom_version": __version__,
             "config": dataclasses.asdict(self.config),
         }
 
@@ -181,8 +182,6 @@ class PixloomModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, dir_or_name: str | Path, map_location: str | torch.device = "cpu"):
-        from pixloom.models.registry import resolve_model_dir
-
         directory = resolve_model_dir(dir_or_name)
         meta = read_json(directory / "config.json")
         if not isinstance(meta, dict) or "model" not in meta or "config" not in meta:

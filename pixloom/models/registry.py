@@ -1,5 +1,5 @@
 """The model registry: names (as ``pixloom train NAME`` and config.json spell them) -> classes, and
-the shipped models inside the package (``pixloom/pretrained/<name>/``)."""
+loading any saved model by the name its config.json gives."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pixloom.models.autoregressive.pixel_lstm import PixelLSTM
 from pixloom.models.autoregressive.pixel_rnn import PixelRNN
 from pixloom.models.autoregressive.row_lstm import RowLSTM
 from pixloom.models.base import PixloomModel
+from pixloom.models.hub import resolve_model_dir
 from pixloom.models.captioning.ensemble import CaptionEnsemble
 from pixloom.models.captioning.show_attend_tell import ShowAttendTell
 from pixloom.models.captioning.show_tell import ShowTell
@@ -22,35 +23,11 @@ MODELS: dict[str, type[PixloomModel]] = {cls.name: cls for cls in (
     RowLSTM, PixelLSTM, PixelRNN, SeqAutoencoder, RecurrentVAE, DRAW, ShowTell, ShowAttendTell, CaptionEnsemble,
 )}
 
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-
-
 def get_model_class(name: str) -> type[PixloomModel]:
     try:
         return MODELS[name]
     except (KeyError, TypeError):
         raise PixloomError(f"unknown model '{name}'; available: {', '.join(sorted(MODELS))}") from None
-
-
-def shipped_models() -> list[str]:
-    if not PRETRAINED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file())
-
-
-def resolve_model_dir(dir_or_name: str | Path) -> Path:
-    """A run/model directory, or the directory of a model shipped inside the package."""
-    path = Path(dir_or_name)
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise CheckpointError(f"{path} is not a saved model (no config.json)")
-        return path
-    name = str(dir_or_name)
-    shipped = PRETRAINED_DIR / name
-    if name and "/" not in name and "\\" not in name and name not in (".", "..") and (shipped / "config.json").is_file():
-        return shipped
-    names = ", ".join(shipped_models()) or "none"
-    raise CheckpointError(f"no run directory or shipped model named '{dir_or_name}' (shipped models: {names})")
 
 
 def saved_model_kind(dir_or_name: str | Path) -> type[PixloomModel]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pixloom.data.registry import DATASETS
 from pixloom.io import read_json
 from pixloom.models.capabilities import capabilities_of
-from pixloom.models.registry import MODELS, PRETRAINED_DIR, shipped_models
+from pixloom.models.hub import PRETRAINED_DIR, shipped_models
+from pixloom.models.registry import MODELS
 
 
 def list_models() -> list[dict]:

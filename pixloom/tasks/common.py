@@ -13,7 +13,7 @@ from pixloom.errors import ArgumentError, PixloomError
 from pixloom.models.base import PixloomModel
 from pixloom.models.capabilities import capabilities_of
 from pixloom.models.registry import load_pretrained
-from pixloom.train.trainer import pick_device
+from pixloom.training.trainer import pick_device
 
 # What each capability lets a user do, for "cannot ..." messages.
 VERBS = {"Sampler": "draw samples", "Completer": "complete images", "Autoencoder": "encode and reconstruct images",

@@ -24,9 +24,9 @@ from pixloom.metrics.likelihood import evaluate_likelihood
 from pixloom.models.autoregressive.row_lstm import RowLSTM, RowLSTMConfig
 from pixloom.models.image import known_rows_mask
 from pixloom.tasks.common import check_number, check_positive_int, check_seed, ensure_writable_dir
-from pixloom.train.allocator import tune_malloc_for_training
-from pixloom.train.lock import RunLock
-from pixloom.train.trainer import Trainer, TrainConfig
+from pixloom.training.allocator import tune_malloc_for_training
+from pixloom.training.lock import RunLock
+from pixloom.training.trainer import Trainer, TrainConfig
 from pixloom.viz import completion_figure, save_grid
 
 DEMO_DATA = "sample-binarized"

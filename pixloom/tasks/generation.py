@@ -100,10 +100,10 @@ def _write_npz(path: Path, images: torch.Tensor, labels) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def complete(model, images, keep_rows: int | None = None, mask=None, n: int = 8, temperature: float = 1.0,
+def complete(model, images, known_rows: int | None = None, mask=None, n: int = 8, temperature: float = 1.0,
              label=None, seed: int | None = None, out=None, device: str = "cpu") -> torch.Tensor:
     """``n`` completions of each image (image files, PIL images or uint8 level tensors): keep its top
-    ``keep_rows`` rows (or the pixels where ``mask`` is True) and sample the rest. Returns uint8
+    ``known_rows`` rows (or the pixels where ``mask`` is True) and sample the rest. Returns uint8
     (B, n, C, H, W); ``out`` writes a figure: occluded input | completions | original."""
     model = _model(model, Completer, device)
     n = check_positive_int(n, "n", most=MAX_GRID)
@@ -111,17 +111,17 @@ def complete(model, images, keep_rows: int | None = None, mask=None, n: int = 8,
     if out is not None:
         out = output_path(out, "out", tuple(PICTURE_FORMATS))
     originals = model.prepare_images(images)
-    if keep_rows is not None:
-        known = known_rows_mask(model.image_shape, keep_rows)
+    if known_rows is not None:
+        known = known_rows_mask(model.image_shape, known_rows)
     elif mask is not None:
         known = model.known_pixels(originals, None, mask).cpu()
     else:
-        raise ArgumentError("keep_rows", "or mask: give one of the two")
+        raise ArgumentError("known_rows", "or mask: give one of the two")
     b = originals.shape[0]
     labels = _label(model, label, b)
     batch = originals.repeat_interleave(n, 0)
     batch_mask = None if mask is None else (known if known.dim() == 3 else known.repeat_interleave(n, 0))
-    completions = model.complete(batch, known_rows=keep_rows, mask=batch_mask, temperature=temperature,
+    completions = model.complete(batch, known_rows=known_rows, mask=batch_mask, temperature=temperature,
                                  label=None if labels is None else labels.repeat_interleave(n),
                                  generator=make_generator(seed, model.device))
     completions = completions.view(b, n, *model.image_shape).cpu()

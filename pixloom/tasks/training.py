@@ -8,7 +8,7 @@ except what may change from one start of the run to the next: the schedule's hor
 the cosine then stretches or shrinks from the current step), the budgets (``max_minutes``,
 ``max_steps``) and the places (``device``, ``data_dir``, ``cache_dir``). Each change is recorded in
 ``train_config.json`` under ``"resumed"`` and said on stderr. The run directory is locked while a
-process trains in it (:mod:`pixloom.train.lock`).
+process trains in it (:mod:`pixloom.training.lock`).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from pixloom.models.captioning.base import CaptionDecoder
 from pixloom.models.image import IMAGE_FIELDS
 from pixloom.models.registry import get_model_class
 from pixloom.tasks.common import check_number, check_positive_int, check_seed, ensure_writable_dir, load_model
-from pixloom.train import distributed
-from pixloom.train.allocator import tune_malloc_for_training
-from pixloom.train.checkpoint import latest_checkpoint, refuse_existing_run
-from pixloom.train.lock import RunLock
-from pixloom.train.trainer import OPTIMIZERS, Trainer, TrainConfig, pick_device
+from pixloom.training import distributed
+from pixloom.training.allocator import tune_malloc_for_training
+from pixloom.training.checkpoint import latest_checkpoint, refuse_existing_run
+from pixloom.training.lock import RunLock
+from pixloom.training.trainer import OPTIMIZERS, Trainer, TrainConfig, pick_device
 
 # The settings of a run and their defaults; a resumed run takes them from train_config.json.
 SETTINGS = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "grad_clip": 1.0, "weight_decay": 0.0,

@@ -10,7 +10,7 @@ Resumption is exact on CPU: the data order of epoch ``e`` comes from a generator
 ``(seed, e)``, and a checkpoint stores the position inside the epoch, the optimizer and scheduler
 states and every RNG state, so a resumed run logs the same losses as an uninterrupted one.
 
-Under ``torchrun`` the same loop trains data-parallel (:mod:`pixloom.train.distributed`): each
+Under ``torchrun`` the same loop trains data-parallel (:mod:`pixloom.training.distributed`): each
 process takes its share of every batch, gradients are averaged over the processes, and process 0
 alone writes logs, checkpoints and the best model.
 """
@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 
 from pixloom.errors import ArgumentError, PixloomError, TrainingDiverged, arg
 from pixloom.io import atomic_write_json, atomic_write_text
-from pixloom.train import distributed
-from pixloom.train.averaging import WeightAverage
-from pixloom.train.checkpoint import (latest_checkpoint, load_checkpoint, process_random_state, refuse_existing_run,
+from pixloom.training import distributed
+from pixloom.training.averaging import WeightAverage
+from pixloom.training.checkpoint import (latest_checkpoint, load_checkpoint, process_random_state, refuse_existing_run,
                                       save_checkpoint)
 
 

@@ -99,7 +99,7 @@ def _to_tuple(obj):
 def save_checkpoint(run_dir: Path, step: int, model, optimizers: dict, schedulers: dict, counters: dict,
                     average=None, process_random_states: list[torch.Tensor] | None = None) -> Path:
     """Write a complete checkpoint, then point ``latest`` at it, then prune old ones. ``average`` is
-    the run's :class:`~pixloom.train.averaging.WeightAverage`, if it keeps one;
+    the run's :class:`~pixloom.training.averaging.WeightAverage`, if it keeps one;
     ``process_random_states`` the random state of each process of a multi-process run, in rank
     order (process 0's full state is saved in any case)."""
     root = Path(run_dir) / "checkpoints"

@@ -4,7 +4,7 @@
 
 ``torchrun`` sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``; :func:`start` joins the process group
 (NCCL on GPUs, gloo on CPUs) and each process takes GPU ``LOCAL_RANK`` when it has one. The
-:class:`~pixloom.train.trainer.Trainer` then splits every batch across the processes and wraps the
+:class:`~pixloom.training.trainer.Trainer` then splits every batch across the processes and wraps the
 model in ``DistributedDataParallel``, so gradients are averaged over the global batch: with batches
 of equal size per process, one step equals a single-process step on the whole batch.
 ``--batch-size`` stays the global batch and the schedule counts the same steps.
