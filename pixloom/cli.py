@@ -30,6 +30,11 @@ def say(text: str) -> str:
     return render(text, flag)
 
 
+def printable(text: str) -> str:
+    """One line: control characters (a newline, ``\x1e``, ...) from user input are shown escaped."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 # -- argument types: bad values are one-line usage errors ---------------------------------------------
 def _number(text: str) -> float:
     try:
@@ -112,7 +117,7 @@ class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``pixloom COMMAND: error: ... (see pixloom COMMAND --help)``."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, printable(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
 
 
 def _print_json(obj) -> None:
@@ -160,7 +165,7 @@ def cmd_train(args) -> int:
                    command=" ".join(["pixloom"] + sys.argv[1:]))
     if result.get("process", 0) == 0:
         for warning in result["warnings"]:
-            print(f"pixloom: warning: {say(warning)}", file=sys.stderr)
+            print(printable(f"pixloom: warning: {say(warning)}"), file=sys.stderr)
         print(result["summary_line"])
     return 0
 
@@ -192,10 +197,14 @@ def cmd_complete(args) -> int:
 def cmd_eval(args) -> int:
     from pixloom.tasks import evaluate
 
-    _print_json(evaluate(args.run, args.data, split=args.split, data_dir=args.data_dir, limit=args.limit,
-                         batch_size=args.batch_size, iw_samples=args.iw_samples, seed=args.seed, beam=args.beam,
-                         length_penalty=args.length_penalty, captions_out=args.captions_out,
-                         cache_dir=args.cache_dir, device=args.device, progress=not args.quiet))
+    result = evaluate(args.run, args.data, split=args.split, data_dir=args.data_dir, limit=args.limit,
+                      batch_size=args.batch_size, iw_samples=args.iw_samples, seed=args.seed, beam=args.beam,
+                      length_penalty=args.length_penalty, captions_out=args.captions_out,
+                      cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
+    _print_json(result)  # the figures first: a failed write of --captions-out does not lose them
+    if "failed" in result:
+        print(printable(f"pixloom: error: {result['failed']}"), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -403,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if argv is not None:
+        argv = [os.fspath(a) if isinstance(a, os.PathLike) else a for a in argv]
     try:
         args = parser.parse_args(argv)  # a bad flag or value: one line, exit 2
     except SystemExit as exit_:  # --help (0) or a usage error (2): return the code, as for every other outcome
@@ -413,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except PixloomError as exc:
-        print(f"pixloom: error: {exc.worded(flag)}", file=sys.stderr)
+        print(printable(f"pixloom: error: {exc.worded(flag)}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pixloom: interrupted", file=sys.stderr)
@@ -423,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except OSError as exc:  # the one place an OS error (permission, no space, missing folder) becomes one line
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"pixloom: error: cannot read or write{where}: {exc.strerror or exc}", file=sys.stderr)
+        print(printable(f"pixloom: error: cannot read or write{where}: {exc.strerror or exc}"), file=sys.stderr)
         return 2
     except MemoryError:
         print("pixloom: error: out of memory: ask for less (fewer images, a smaller --batch-size)", file=sys.stderr)

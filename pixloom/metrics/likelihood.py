@@ -9,11 +9,12 @@ from tqdm.auto import tqdm
 
 
 def _batches(dataset, batch_size: int, progress: bool):
-    """(number of images, batch) over ``dataset`` in order, with a progress bar."""
-    for start in tqdm(range(0, len(dataset), batch_size), desc="eval", unit="batch", disable=not progress,
-                      leave=False):
-        indices = torch.arange(start, min(start + batch_size, len(dataset)))
-        yield len(indices), dataset.get_batch(indices)
+    """(number of images, batch) over ``dataset`` in order, with a progress bar counting images."""
+    with tqdm(total=len(dataset), desc="eval", unit="img", disable=not progress, leave=False) as bar:
+        for start in range(0, len(dataset), batch_size):
+            indices = torch.arange(start, min(start + batch_size, len(dataset)))
+            yield len(indices), dataset.get_batch(indices)
+            bar.update(len(indices))
 
 
 @torch.no_grad()

@@ -126,11 +126,14 @@ def evaluate_captioner(model: CaptionDecoder, data: str, split: str = "dev", dat
                    "split": split, "beam": beam, "length_penalty": length_penalty, "caption_seconds": round(seconds, 2)})
     if scores["notes"] or dataset.notes:
         result["notes"] = dataset.notes + scores["notes"]
-    if captions_out is not None:
+    if captions_out is not None:  # the figures are never lost to a failed write of the captions
         from pixloom.io import atomic_write_json
 
-        atomic_write_json(captions_out, [{"image": i, "caption": c, "references": r}
-                                         for i, c, r in zip(dataset.image_ids, captions, dataset.captions)])
+        try:
+            atomic_write_json(captions_out, [{"image": i, "caption": c, "references": r}
+                                             for i, c, r in zip(dataset.image_ids, captions, dataset.captions)])
+        except OSError as exc:
+            result["failed"] = f"could not write the captions to {captions_out}: {exc.strerror or exc}"
     return result
 
 

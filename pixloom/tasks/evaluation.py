@@ -24,6 +24,9 @@ from pixloom.models.image import ImageModel
 from pixloom.tasks.common import check_positive_int, check_seed, load_model
 
 
+IW_ROWS_PER_BATCH = 65_536  # images x importance samples per progress step (K <= 256 keeps batch 256)
+
+
 def evaluate(model, data: str, split: str = "valid", data_dir=None, limit: int | None = None,
              batch_size: int = 256, iw_samples: int | None = None, seed: int = 0, beam: int = 3,
              length_penalty: float | None = None, captions_out=None, cache_dir=None, device: str = "cpu",
@@ -69,6 +72,8 @@ def evaluate(model, data: str, split: str = "valid", data_dir=None, limit: int |
         result = evaluate_loss_figures(model, dataset, batch_size=batch_size, progress=progress)
         return finite({**head, **result})
     options = {} if iw_samples is None else {"iw_samples": iw_samples}
+    if iw_samples is not None:  # K samples per image: smaller batches, so that progress shows every few seconds
+        batch_size = max(1, min(batch_size, IW_ROWS_PER_BATCH // iw_samples))
     torch.manual_seed(seed)  # the IWAE estimate and ELBO draw latents: the same seed, the same figure
     started = time.perf_counter()
     result = evaluate_likelihood(model, dataset, batch_size=batch_size, progress=progress, **options)

@@ -96,6 +96,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporary files of atomic writes that a killed process left behind (``.NAME.*.tmp``)."""
+    for path in list(run_dir.glob(".*.tmp")) + list(run_dir.glob("checkpoints/*/.*.tmp")):
+        path.unlink(missing_ok=True)
+
+
 def epoch_order(num_items: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled order of epoch ``epoch``: a pure function of (seed, epoch)."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -176,11 +182,24 @@ class Trainer:
         loss.backward()
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        optimizer.step()
+        self.optimizer_step(optimizer)
         self.schedulers["model"].step()
         return {k: float(v.detach()) for k, v in out.items()}
 
     # -- helpers ---------------------------------------------------------------------------------
+    def optimizer_step(self, optimizer) -> None:
+        """``optimizer.step()``; an update too large for float32 (an absurd learning rate) stops the run
+        like a NaN loss does."""
+        try:
+            optimizer.step()
+        except RuntimeError as exc:
+            if "overflow" not in str(exc):
+                raise
+            ckpt = latest_checkpoint(self.run_dir)
+            kept = f"the last good checkpoint is kept in {ckpt}" if ckpt else "no checkpoint had been written yet"
+            raise TrainingDiverged(f"the update overflowed float32 at step {self.counters['global_step']}; {kept}; "
+                                   f"try a lower {arg('lr')}") from None
+
     def check_finite(self, loss: torch.Tensor) -> None:
         """Stop with a clear message on a NaN/inf loss (on any process, so that all of them stop)."""
         value = distributed.sum_over_world([float(loss.detach().sum())], self.world, self.device)[0]
@@ -314,6 +333,8 @@ class Trainer:
         """Train until ``epochs`` are done or ``max_minutes`` ran out; returns a summary dict."""
         cfg, world = self.config, self.world
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if world.is_main:
+            remove_stale_temporaries(self.run_dir)
         torch.manual_seed(cfg.seed + 7919 * world.rank)  # each process draws its own noise
         if resume:
             ckpt = latest_checkpoint(self.run_dir)
@@ -387,10 +408,8 @@ class Trainer:
                     self._end_epoch(epoch)  # validates, keeps the best model, checkpoints
                     last_checkpoint = time.monotonic()
                 elif stopped_early:
-                    self._save()
-                    self._validate_partial_epoch()
+                    self._validate_partial_epoch()  # validates, keeps the best model, checkpoints
                 else:  # a fractional --epochs: the schedule ended inside this epoch
-                    self._save()
                     self._validate_partial_epoch(schedule_done=True)
         except KeyboardInterrupt:
             self._save(every_process=False)  # the other processes may be anywhere
@@ -400,6 +419,7 @@ class Trainer:
                 self._tensorboard.close()
         if world.is_main:
             self.plot()
+            self._final_warnings()
         return {"stopped_early": stopped_early and self.counters["global_step"] < self.total_steps, **self.counters}
 
     def _stop_or_checkpoint_now(self, checkpoint_due: bool) -> tuple[bool, bool]:
@@ -424,6 +444,7 @@ class Trainer:
             names = list(mean)
             sums = distributed.sum_over_world([mean[k] for k in names], self.world, self.device)
             mean = {k: v / self.world.size for k, v in zip(names, sums)}
+        self._note_training_loss(mean["loss"])
         row = {"step": step, "epoch": round(epoch + (index_in_epoch + 1) / self.steps_per_epoch, 5),
                "loss": mean.pop("loss"),
                "lr": self.optimizers[next(iter(self.optimizers))].param_groups[0]["lr"],
@@ -431,8 +452,44 @@ class Trainer:
         self._append_csv("train_log.csv", row)
         self._log_scalars("train", {"loss": row["loss"]}, step)
 
+    def _check_validation(self, valid: dict[str, float]) -> None:
+        """Stop on a NaN or infinite validation loss, before anything of these weights is saved."""
+        if not math.isfinite(valid.get("loss", 0.0)):
+            ckpt = latest_checkpoint(self.run_dir)
+            kept = f"the last checkpoint ({ckpt}) and the best model are kept" if ckpt else "nothing was saved"
+            raise TrainingDiverged(f"validation loss became {valid['loss']} at step {self.counters['global_step']}; "
+                                   f"{kept}; try a lower {arg('lr')} or {arg('grad_clip')}")
+
+    def _note_training_loss(self, loss: float) -> None:
+        lowest = self.counters.get("lowest_train_loss")
+        if lowest is None or loss < lowest:
+            self.counters["lowest_train_loss"] = loss
+        self.counters["last_train_loss"] = loss
+
+    def _final_warnings(self) -> None:
+        """Say when a run ends much worse than it was: a loss that grew, a validation loss that rose."""
+        lowest, last = self.counters.get("lowest_train_loss"), self.counters.get("last_train_loss")
+        if lowest is not None and last is not None and lowest > 0 and last > 2 * lowest and last - lowest > 0.05:
+            self.warnings.append(f"the training loss grew from {lowest:.4g} to {last:.4g} by the end: the run "
+                                 f"diverged or its learning rate is too high (try a lower {arg('lr')}); the run "
+                                 "directory keeps the model that validated best")
+        best, final = self.counters.get("best_valid_loss"), self.counters.get("last_valid_loss")
+        if best is not None and final is not None and best > 0 and final > 1.5 * best and final - best > 0.05:
+            self.warnings.append(f"the validation loss rose from its best {best:.4g} to {final:.4g} (overfitting "
+                                 "or divergence); the run directory keeps the model that validated best")
+
+    def _note_validation_loss(self, valid: dict[str, float]) -> None:
+        loss = valid.get("loss")
+        if loss is None:
+            return
+        best = self.counters.get("best_valid_loss")
+        self.counters["best_valid_loss"] = loss if best is None else min(best, loss)
+        self.counters["last_valid_loss"] = loss
+
     def _end_epoch(self, epoch: int) -> None:
         valid = self.validate()
+        self._check_validation(valid)
+        self._note_validation_loss(valid)
         self.counters["epoch"] = epoch + 1
         self.counters["step_in_epoch"] = 0
         step = self.counters["global_step"]
@@ -450,6 +507,8 @@ class Trainer:
         """On a budget stop, or at the end of a fractional last epoch, keep the current weights as the
         run's model if they validate best."""
         valid = self.validate()
+        self._check_validation(valid)
+        self._note_validation_loss(valid)
         epoch = self.counters["epoch"] + self.counters["step_in_epoch"] / self.steps_per_epoch
         row = {"step": self.counters["global_step"], "epoch": round(epoch, 4),
                "seconds": round(self.counters["train_seconds"], 2)}
@@ -458,8 +517,7 @@ class Trainer:
         improved = self.world.is_main and self._improves(valid)
         if improved:
             self.evaluated_model().save_pretrained(self.run_dir)
-        if distributed.sum_over_world([float(improved)], self.world, self.device)[0] > 0:
-            self._save()  # so a resumed run knows this best value
+        self._save()  # after the validation: a checkpoint never holds weights that validated to NaN
         if self.world.is_main:
             budget = "step" if self.stop_reason == "max_steps" else "time"
             why = f"{self.config.epochs:g} epochs done" if schedule_done else f"{budget} budget reached"
