@@ -6,7 +6,7 @@
 
 The API: :func:`from_pretrained`, :func:`train`, :func:`evaluate`, :func:`load_dataset`,
 :func:`sample`, :func:`complete`, :func:`reconstruct`, :func:`interpolate`, :func:`canvas`,
-:func:`caption`, :func:`list_models`, :func:`list_datasets`, :func:`list_shipped`; models also have
+:func:`caption`, :func:`upscale`, :func:`list_models`, :func:`list_datasets`, :func:`list_shipped`; models also have
 methods for what they do (``model.sample(n)``, ``model.complete(images, known_rows=14)``,
 ``model.caption(["photo.jpg"])``, ...). Errors a user can cause are :class:`PixloomError`.
 """
@@ -19,7 +19,7 @@ _API = {
     "evaluate": "pixloom.tasks.evaluation",
     "sample": "pixloom.tasks.generation", "complete": "pixloom.tasks.generation",
     "reconstruct": "pixloom.tasks.generation", "interpolate": "pixloom.tasks.generation",
-    "canvas": "pixloom.tasks.generation",
+    "canvas": "pixloom.tasks.generation", "upscale": "pixloom.tasks.superres",
     "caption": "pixloom.tasks.captioning", "build_ensemble": "pixloom.tasks.captioning",
     "list_models": "pixloom.tasks.catalog", "list_datasets": "pixloom.tasks.catalog",
     "list_shipped": "pixloom.tasks.catalog", "run_demo": "pixloom.tasks.demo",

@@ -200,7 +200,8 @@ def cmd_eval(args) -> int:
     result = evaluate(args.run, args.data, split=args.split, data_dir=args.data_dir, limit=args.limit,
                       batch_size=args.batch_size, iw_samples=args.iw_samples, seed=args.seed, beam=args.beam,
                       length_penalty=args.length_penalty, captions_out=args.captions_out,
-                      cache_dir=args.cache_dir, device=args.device, progress=not args.quiet)
+                      cache_dir=args.cache_dir, scale=args.scale, per_image=args.per_image, device=args.device,
+                      progress=not args.quiet)
     _print_json(result)  # the figures first: a failed write of --captions-out does not lose them
     if "failed" in result:
         print(printable(f"pixloom: error: {result['failed']}"), file=sys.stderr)
@@ -240,6 +241,19 @@ def cmd_caption(args) -> int:
     if args.attention_map:
         print(f"wrote the attention maps to {args.attention_map}" + (" (-1, -2, ... per image)"
                                                                     if len(args.images) > 1 else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_upscale(args) -> int:
+    from pixloom.tasks import upscale
+
+    pictures = upscale(args.run, args.images, out=args.out, scale=args.scale, n=args.n, seed=args.seed,
+                       device=args.device, progress=not args.quiet)
+    if isinstance(pictures, list):
+        sizes = ", ".join(f"{p.shape[2]}x{p.shape[1]}" for p in pictures[:3]) + (" ..." if len(pictures) > 3 else "")
+        print(f"wrote {len(pictures)} upscaled picture(s) ({sizes}) to {args.out}")
+    else:
+        print(f"wrote {pictures.shape[1]} high-resolution draws of each of {pictures.shape[0]} digit(s) to {args.out}")
     return 0
 
 
@@ -355,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length-penalty", type=nonnegative_float, default=None,
                    help="captioning: GNMT length penalty alpha (0 = none; default: the model's own)")
     p.add_argument("--captions-out", help="captioning: also write the generated captions to this JSON file")
+    p.add_argument("--scale", type=positive_int, default=None,
+                   help="super-resolution: the scale to score (must be the model's; default: the model's)")
+    p.add_argument("--per-image", action="store_true", help="super-resolution: also each picture's figures")
     p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     device(p)
@@ -388,6 +405,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GNMT length penalty alpha (0 = none; default: the model's own)")
     p.add_argument("--allow-unk", action="store_true", help="let captions contain <unk>")
     p.add_argument("--attention-map", help="PNG of the attention per word over the photo (show-attend-tell)")
+    device(p)
+
+    p = add("upscale", cmd_upscale, "upscale pictures with a super-resolution model (compare: bicubic)")
+    p.add_argument("run", help="run directory or shipped model name, e.g. photo-sr-x2")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="pictures of any size, colour or grey")
+    p.add_argument("--out", required=True, help="with one picture: the output file; with several: a folder (each "
+                   "output keeps its input's file name)")
+    p.add_argument("--scale", type=positive_int, default=None, help="the scale (must be the model's; default: the model's)")
+    p.add_argument("-n", type=positive_int, default=8, help="digit models: high-resolution draws per input")
+    p.add_argument("--seed", type=seed, default=None, help="digit models: seed of the draws (default: random)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     device(p)
 
     p = add("ensemble", cmd_ensemble, "join trained captioners into one model that averages their word probabilities")

@@ -18,9 +18,12 @@ from pixloom.models.captioning.show_tell import ShowTell
 from pixloom.models.latent.draw import DRAW
 from pixloom.models.latent.rvae import RecurrentVAE
 from pixloom.models.latent.seq_autoencoder import SeqAutoencoder
+from pixloom.models.superres.recursive import PlainSR, RecurrentSR
+from pixloom.models.superres.row_lstm_sr import RowLSTMSR
 
 MODELS: dict[str, type[PixloomModel]] = {cls.name: cls for cls in (
     RowLSTM, PixelLSTM, PixelRNN, SeqAutoencoder, RecurrentVAE, DRAW, ShowTell, ShowAttendTell, CaptionEnsemble,
+    RecurrentSR, PlainSR, RowLSTMSR,
 )}
 
 def get_model_class(name: str) -> type[PixloomModel]:

@@ -19,7 +19,7 @@ import torch
 from pixloom.data.registry import dataset_kind, load_dataset
 from pixloom.errors import ArgumentError, PixloomError
 from pixloom.metrics.likelihood import evaluate_likelihood, evaluate_loss_figures
-from pixloom.models.capabilities import Captioning, Likelihood, Trainable
+from pixloom.models.capabilities import Captioning, Likelihood, Trainable, Upscaler
 from pixloom.models.image import ImageModel
 from pixloom.tasks.common import check_positive_int, check_seed, load_model
 
@@ -29,17 +29,33 @@ IW_ROWS_PER_BATCH = 65_536  # images x importance samples per progress step (K <
 
 def evaluate(model, data: str, split: str = "valid", data_dir=None, limit: int | None = None,
              batch_size: int = 256, iw_samples: int | None = None, seed: int = 0, beam: int = 3,
-             length_penalty: float | None = None, captions_out=None, cache_dir=None, device: str = "cpu",
-             progress: bool = True) -> dict:
+             length_penalty: float | None = None, captions_out=None, cache_dir=None, scale: int | None = None,
+             per_image: bool = False, device: str = "cpu", progress: bool = True) -> dict:
     """Score ``model`` (an object, a run directory or a shipped name) on ``split`` of ``data``;
     returns one JSON-able dict of finite figures (see the module docstring). ``limit``: only the
-    first N items. ``seed`` fixes the latent draws of the IWAE estimate and the ELBO."""
+    first N items. ``seed`` fixes the latent draws of the IWAE estimate and the ELBO. Super-resolvers are
+    scored on a folder of ground-truth pictures (``data="folder:PATH"``): PSNR-Y and SSIM-Y beside
+    bicubic's, at their own ``scale`` (``per_image`` adds each picture's figures)."""
     source = str(model) if isinstance(model, (str, Path)) else None
     model = load_model(model, device)
     if limit is not None:
         check_positive_int(limit, "limit")
     check_positive_int(batch_size, "batch_size")
     seed = check_seed(seed)
+    if isinstance(model, Upscaler):
+        from pixloom.tasks.superres import evaluate_digit_sr, evaluate_superres
+
+        if iw_samples is not None or captions_out is not None:
+            raise ArgumentError("iw_samples" if iw_samples is not None else "captions_out",
+                                f"does not apply to a super-resolver ({model.name})")
+        if scale is not None and scale != model.scale:
+            raise ArgumentError("scale", f"is {scale}, but this model was trained for x{model.scale}")
+        if isinstance(model, ImageModel):  # a digit super-resolver: scored on a binary image data set
+            return finite(evaluate_digit_sr(model, data, split, data_dir, limit, seed=seed, batch_size=batch_size,
+                                            progress=progress, source=source))
+        return finite(evaluate_superres(model, data, scale, limit, per_image, device, progress, source))
+    if scale is not None:
+        raise ArgumentError("scale", f"applies to super-resolvers only; {model.name} is not one")
     if isinstance(model, Captioning):
         from pixloom.tasks.captioning import evaluate_captioner
 

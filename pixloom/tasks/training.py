@@ -28,6 +28,7 @@ from pixloom.models.base import config_from_dict, parse_set_options, with_weight
 from pixloom.models.capabilities import Trainable
 from pixloom.models.captioning.base import CaptionDecoder
 from pixloom.models.image import IMAGE_FIELDS
+from pixloom.models.superres.base import PhotoSuperResolver
 from pixloom.models.registry import get_model_class
 from pixloom.tasks.common import check_number, check_positive_int, check_seed, ensure_writable_dir, load_model
 from pixloom.training import distributed
@@ -206,11 +207,14 @@ def _train_locked(model_name, model_cls, data, out: Path, given: dict, resume: b
     if not data:
         raise ArgumentError("data", "is required: a data set name (see pixloom.list_datasets())")
     captioner = issubclass(model_cls, CaptionDecoder)
-    kind = dataset_kind(data)
+    photo_sr = issubclass(model_cls, PhotoSuperResolver)
+    kind = "photos" if photo_sr and (data == "flickr8k" or data.startswith("folder:")) else dataset_kind(data)
+    if photo_sr and kind != "photos":
+        raise ArgumentError("data", f"{model_name} trains on photos: folder:PATH or flickr8k, not {data!r}")
     if captioner and kind != "captions":
         raise ArgumentError("data", f"'{data}' holds images without captions; {model_name} trains on captioned "
                             "data (flickr8k, flickr8k-karpathy, flickr30k, coco, synthetic)")
-    if not captioner and kind != "images":
+    if not captioner and not photo_sr and kind != "images":
         raise ArgumentError("data", f"'{data}' holds captioned photos; {model_name} trains on images")
     config = TrainConfig(
         epochs=int(settings["epochs"]) if float(settings["epochs"]).is_integer() else settings["epochs"],
@@ -218,7 +222,7 @@ def _train_locked(model_name, model_cls, data, out: Path, given: dict, resume: b
         grad_clip=settings["grad_clip"], weight_decay=settings["weight_decay"], optimizer=settings["optimizer"],
         ema_decay=settings["ema"], seed=settings["seed"], max_minutes=max_minutes, max_steps=max_steps,
         device=device, progress=progress)
-    prepare = _prepare_captioner if captioner else _prepare_image_model
+    prepare = _prepare_captioner if captioner else _prepare_superres if photo_sr else _prepare_image_model
     model, train_data, valid_data, extras = prepare(model_cls, data, settings, ckpt, data_dir, cache_dir, progress,
                                                     config)
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
@@ -302,6 +306,32 @@ def _initialised_from(model_cls, source, dataset, options: dict, conditional: bo
         if saved != wanted:
             raise ArgumentError("init", f"{source} was trained with {key} = {saved}, the data has {wanted}")
     return with_weights_of(start, options, source)
+
+
+def _prepare_superres(model_cls, data, settings, ckpt, data_dir, cache_dir, progress, config):
+    from pixloom.data.patches import PatchDataset, load_luma, photo_paths
+
+    options = settings["options"]
+    if ckpt is not None:
+        model = model_cls.from_pretrained(ckpt)
+    elif settings["init"]:
+        start = load_model(settings["init"])
+        if type(start) is not model_cls:
+            raise ArgumentError("init", f"{settings['init']} holds a {start.name} model, not a {model_cls.name} model")
+        model = with_weights_of(start, options, settings["init"])
+    else:
+        torch.manual_seed(settings["seed"])
+        model = model_cls(config_from_dict(model_cls.config_class, options))
+    c = model.config
+    size = c.patch_size * c.scale
+    started = time.perf_counter()
+    train_photos = load_luma(photo_paths(data, "train", data_dir)[:settings["limit_train"]], c.prescale, size)
+    valid_photos = load_luma(photo_paths(data, "valid", data_dir)[:settings["limit_valid"]], c.prescale, size)
+    train_data = PatchDataset(train_photos, c.scale, c.patch_size, c.patches_per_photo, train=True, name=data)
+    valid_data = PatchDataset(valid_photos, c.scale, c.patch_size, train=False, name=data)
+    info = {"train_photos": len(train_photos), "valid_photos": len(valid_photos),
+            "read_seconds": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads()}
+    return model, train_data, valid_data, {"info": info, "selection": ("psnr", "max")}
 
 
 def _prepare_captioner(model_cls, data, settings, ckpt, data_dir, cache_dir, progress, config):
