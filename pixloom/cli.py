@@ -200,7 +200,8 @@ def cmd_eval(args) -> int:
     result = evaluate(args.run, args.data, split=args.split, data_dir=args.data_dir, limit=args.limit,
                       batch_size=args.batch_size, iw_samples=args.iw_samples, seed=args.seed, beam=args.beam,
                       length_penalty=args.length_penalty, captions_out=args.captions_out,
-                      cache_dir=args.cache_dir, scale=args.scale, per_image=args.per_image, device=args.device,
+                      cache_dir=args.cache_dir, scale=args.scale, per_image=args.per_image,
+                      samples=args.sample_metrics, classifier=args.classifier, device=args.device,
                       progress=not args.quiet)
     _print_json(result)  # the figures first: a failed write of --captions-out does not lose them
     if "failed" in result:
@@ -254,6 +255,16 @@ def cmd_upscale(args) -> int:
         print(f"wrote {len(pictures)} upscaled picture(s) ({sizes}) to {args.out}")
     else:
         print(f"wrote {pictures.shape[1]} high-resolution draws of each of {pictures.shape[0]} digit(s) to {args.out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from pixloom.tasks import compare
+
+    result = compare(args.runs, data=args.data, out=args.out, n=args.n, seeds=tuple(args.seeds),
+                     classifier=args.classifier, data_dir=args.data_dir, nll_limit=args.nll_limit,
+                     progress=not args.quiet)
+    print(f"wrote the comparison of {len(result['rows'])} generator(s) to {result['report']} and {result['html']}")
     return 0
 
 
@@ -372,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=positive_int, default=None,
                    help="super-resolution: the scale to score (must be the model's; default: the model's)")
     p.add_argument("--per-image", action="store_true", help="super-resolution: also each picture's figures")
+    p.add_argument("--sample-metrics", type=count_int, default=2000, metavar="N",
+                   help="generators: also the sample-quality figures (FD, KID, precision, recall, class coverage) of "
+                        "N samples; 0 = only the likelihood")
+    p.add_argument("--classifier", default="mnist-classifier", help="generators: the classifier whose features the "
+                   "sample figures use")
     p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     device(p)
@@ -417,6 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=None, help="digit models: seed of the draws (default: random)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     device(p)
+
+    p = add("compare", cmd_compare, "compare generators on one data set: NLL, FD, KID, precision, recall, coverage")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="generators: run directories or shipped model names")
+    p.add_argument("--data", default="binarized-mnist", help=data_help)
+    p.add_argument("--data-dir", help="local data root (default: $PIXLOOM_DATA or ~/.cache/pixloom)")
+    p.add_argument("--out", required=True, help="report.md (and report.html beside it, with sample grids)")
+    p.add_argument("-n", type=positive_int, default=10000, help="samples per model and seed (and real test images)")
+    p.add_argument("--seeds", type=seed, nargs="+", default=[0, 1, 2], help="seeds of the samples (the spread)")
+    p.add_argument("--classifier", default="mnist-classifier", help="the classifier whose features the metrics use")
+    p.add_argument("--nll-limit", type=count_int, default=1000,
+                   help="score the likelihood on the first N test images (0 = skip)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = add("ensemble", cmd_ensemble, "join trained captioners into one model that averages their word probabilities")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories of captioners sharing vocabulary and encoder")

@@ -14,6 +14,7 @@ capability         methods                                                      
 ``Autoencoder``    ``encode``, ``decode``, ``reconstruct``, ``interpolate``      latent models
 ``CanvasSampler``  ``canvas_steps(n, generator)``                                DRAW
 ``Captioning``     ``caption(images, beam, ...)``                                captioners, ensemble
+``Classifier``     ``classify(images)``, ``features(images)``                    classifiers
 ``Upscaler``       ``upscale(images, ...)``                                      super-resolvers
 =================  ===========================================================  ========================
 """
@@ -122,6 +123,18 @@ class Captioning(ABC):
         """One caption per image: image file paths, PIL images or uint8 (B, 3, H, W) tensors."""
 
 
+class Classifier(ABC):
+    """Tells classes of images apart; its penultimate features describe images (sample metrics)."""
+
+    @abstractmethod
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, classes) of uint8 levels or [0, 1] float images."""
+
+    @abstractmethod
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The penultimate features (B, feature_size)."""
+
+
 class Upscaler(ABC):
     """Turns low-resolution images into high-resolution ones."""
 
@@ -132,7 +145,8 @@ class Upscaler(ABC):
 
 CAPABILITIES: dict[str, type] = {
     "trainable": Trainable, "likelihood": Likelihood, "sample": Sampler, "complete": Completer,
-    "autoencoder": Autoencoder, "canvas": CanvasSampler, "caption": Captioning, "upscale": Upscaler,
+    "autoencoder": Autoencoder, "canvas": CanvasSampler, "caption": Captioning, "classify": Classifier,
+    "upscale": Upscaler,
 }
 
 

@@ -13,6 +13,9 @@ from pixloom.models.autoregressive.row_lstm import RowLSTM
 from pixloom.models.base import PixloomModel
 from pixloom.models.hub import resolve_model_dir
 from pixloom.models.captioning.ensemble import CaptionEnsemble
+from pixloom.models.classifiers.cnn import CNNClassifier
+from pixloom.models.gan.mlp_gan import MLPGAN
+from pixloom.models.gan.recurrent_gan import RecurrentGAN
 from pixloom.models.captioning.show_attend_tell import ShowAttendTell
 from pixloom.models.captioning.show_tell import ShowTell
 from pixloom.models.latent.draw import DRAW
@@ -23,7 +26,7 @@ from pixloom.models.superres.row_lstm_sr import RowLSTMSR
 
 MODELS: dict[str, type[PixloomModel]] = {cls.name: cls for cls in (
     RowLSTM, PixelLSTM, PixelRNN, SeqAutoencoder, RecurrentVAE, DRAW, ShowTell, ShowAttendTell, CaptionEnsemble,
-    RecurrentSR, PlainSR, RowLSTMSR,
+    RecurrentSR, PlainSR, RowLSTMSR, CNNClassifier, MLPGAN, RecurrentGAN,
 )}
 
 def get_model_class(name: str) -> type[PixloomModel]:

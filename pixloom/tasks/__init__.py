@@ -10,9 +10,10 @@ from pixloom.tasks.common import load_model
 from pixloom.tasks.demo import run_demo
 from pixloom.tasks.evaluation import evaluate
 from pixloom.tasks.generation import canvas, complete, interpolate, reconstruct, sample
+from pixloom.tasks.sample_quality import compare, sample_metrics
 from pixloom.tasks.superres import upscale
 from pixloom.tasks.training import parse_options, train
 
-__all__ = ["build_ensemble", "canvas", "caption", "complete", "evaluate", "interpolate", "list_datasets",
-           "list_models", "list_shipped", "load_model", "parse_options", "reconstruct", "run_demo", "sample", "train",
-           "upscale"]
+__all__ = ["build_ensemble", "canvas", "caption", "compare", "complete", "evaluate", "interpolate", "list_datasets",
+           "list_models", "list_shipped", "load_model", "parse_options", "reconstruct", "run_demo", "sample", "sample_metrics",
+           "train", "upscale"]

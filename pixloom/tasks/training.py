@@ -19,14 +19,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from pixloom.data.registry import dataset_kind, load_dataset
 from pixloom.errors import ArgumentError, PixloomError
 from pixloom.io import read_json
 from pixloom.models.base import config_from_dict, parse_set_options, with_weights_of
-from pixloom.models.capabilities import Trainable
+from pixloom.models.capabilities import Classifier, Trainable
 from pixloom.models.captioning.base import CaptionDecoder
+from pixloom.models.gan.base import GAN
 from pixloom.models.image import IMAGE_FIELDS
 from pixloom.models.superres.base import PhotoSuperResolver
 from pixloom.models.registry import get_model_class
@@ -241,7 +243,8 @@ def _train_locked(model_name, model_cls, data, out: Path, given: dict, resume: b
                         "data_dir": None if data_dir is None else str(data_dir), "cache_dir": cache_dir}}
     if resume:
         info["resumed"] = saved.get("resumed", []) + ([resumed_record] if resumed_record else [])
-    trainer = Trainer(model, train_data, valid_data, config, out, run_info=info, **extras)
+    trainer_class = extras.pop("trainer", Trainer)
+    trainer = trainer_class(model, train_data, valid_data, config, out, run_info=info, **extras)
     if world.is_main:
         for note in notes:
             print(f"pixloom: note: {note}", file=sys.stderr)
@@ -275,7 +278,53 @@ def _prepare_image_model(model_cls, data, settings, ckpt, data_dir, cache_dir, p
         model_config = image_model_config(model_cls, train_data, options, settings["conditional"])
         torch.manual_seed(settings["seed"])
         model = model_cls(model_config)
-    return model, train_data, valid_data, {}
+    extras = {"selection": ("accuracy", "max")} if isinstance(model, Classifier) else {}
+    if isinstance(model, GAN):
+        extras = gan_extras(model, valid_data)
+    return model, train_data, valid_data, extras
+
+
+def gan_extras(model, valid_data) -> dict:
+    """A GAN trains with the GAN step; each validation scores 1,000 samples of fixed noise with the
+    monitor classifier: their Fréchet distance to 1,000 validation images (which picks the best model)
+    and the share of the most frequent class, with a warning when it passes ``collapse_share``."""
+    from pixloom.training.gan import GANTrainer
+
+    extras = {"trainer": GANTrainer, "selection": None}
+    name = model.config.monitor
+    if not name:
+        return extras
+    try:
+        from pixloom.tasks.sample_quality import load_classifier
+
+        classifier = load_classifier(name)
+    except PixloomError as exc:
+        print(f"pixloom: note: no mode-collapse monitor ({exc}); the latest model is kept", file=sys.stderr)
+        return extras
+    if classifier.image_shape != model.image_shape:
+        print(f"pixloom: note: the monitor {name} reads {classifier.image_shape} images, not "
+              f"{model.image_shape}: no monitor; the latest model is kept", file=sys.stderr)
+        return extras
+    from pixloom.metrics.sample_quality import (FeatureNetwork, class_shares, coverage_figures, frechet_distance,
+                                                to_unit_floats)
+
+    network = FeatureNetwork(classifier)
+    real = to_unit_floats(valid_data.images[:1000], valid_data.levels)
+    share_limit = model.config.collapse_share
+
+    def score(current, _valid) -> dict[str, float]:
+        fake = current.intensities(1000, generator=torch.Generator(device=current.device).manual_seed(1234),
+                                   label=torch.arange(1000) % current.config.num_classes
+                                   if current.config.num_classes else None).cpu()
+        coverage = coverage_figures(class_shares(classifier, fake, classifier.config.num_classes))
+        if coverage["max_class_share"] > share_limit:
+            top = int(np.argmax(coverage["class_shares"]))
+            print(f"pixloom: warning: mode collapse? class {top} takes {coverage['max_class_share']:.0%} of 1,000 "
+                  f"samples (more than collapse_share {share_limit:g})", file=sys.stderr)
+        return {"fd": frechet_distance(network, real, fake), "max_class_share": coverage["max_class_share"],
+                "class_entropy": coverage["class_entropy"]}
+
+    return {**extras, "scorer": score, "selection": ("fd", "min")}
 
 
 def image_model_config(model_cls, dataset, options: dict, conditional: bool):
@@ -283,7 +332,11 @@ def image_model_config(model_cls, dataset, options: dict, conditional: bool):
     fields = {f.name for f in dataclasses.fields(model_cls.config_class)}
     c, h, w = dataset.image_shape
     from_data = {"channels": c, "height": h, "width": w, "levels": dataset.levels}
-    if conditional:
+    if issubclass(model_cls, Classifier):  # a classifier's classes are the data's
+        if not dataset.num_classes:
+            raise ArgumentError("data", f"{model_cls.name} trains on labelled data; '{dataset.name}' has no labels")
+        from_data["num_classes"] = dataset.num_classes
+    elif conditional:
         if not dataset.num_classes:
             raise ArgumentError("conditional", f"needs labelled data; '{dataset.name}' has no labels")
         from_data["num_classes"] = dataset.num_classes

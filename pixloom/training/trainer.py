@@ -118,10 +118,10 @@ class Trainer:
 
     ``scorer(model, valid_data) -> dict`` adds figures to each validation (e.g. a captioner's dev
     BLEU-4); ``selection = (name, "min" | "max")`` names the validation figure that picks the run's
-    best model (default: the validation loss)."""
+    best model (default: the validation loss; None: the latest validated model is kept)."""
 
     def __init__(self, model, train_data, valid_data, config: TrainConfig, run_dir, run_info: dict | None = None,
-                 scorer=None, selection: tuple[str, str] = ("loss", "min")):
+                 scorer=None, selection: tuple[str, str] | None = ("loss", "min")):
         self.config = config
         self.scorer = scorer
         self.selection_rule = selection
@@ -229,7 +229,7 @@ class Trainer:
     def selection(self, valid: dict[str, float]) -> tuple[str, float]:
         """The figure that picks the run's best model, as (name, value to minimise): the trainer's
         ``selection = (name, "min" | "max")`` when validation reported that figure, else the loss."""
-        name, direction = self.selection_rule
+        name, direction = self.selection_rule or ("loss", "min")
         if name not in valid:
             name, direction = "loss", "min"
         return name, (-valid[name] if direction == "max" else valid[name])
@@ -251,6 +251,10 @@ class Trainer:
                 f"{self.describe_best()}; run directory: {self.run_dir}")
 
     def _improves(self, valid: dict[str, float]) -> bool:
+        if self.selection_rule is None:  # no figure to pick by: the latest validated model is kept
+            self.counters["best_figure"] = "loss"
+            self.counters["best_valid"] = valid.get("loss")
+            return True
         name, value = self.selection(valid)
         best = self.counters["best_valid"]
         if best is None or value < best:

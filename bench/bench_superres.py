@@ -1,0 +1,141 @@
+"""Super-resolution figures: PSNR-Y / SSIM-Y on Set5 and Set14 beside bicubic, speed, memory.
+
+    python bench/bench_superres.py quality RUN [RUN ...] --sets ../shared/data/sr/Set5 ../shared/data/sr/Set14 \
+        --out bench/results/superres-quality.json
+    python bench/bench_superres.py speed RUN [RUN ...] --out bench/results/superres-speed.json
+    python bench/bench_superres.py memory RUN --side 2048 --out bench/results/superres-memory.json
+
+``quality`` scores each model (a run directory or a shipped name) on each folder by the literature's
+convention (pixloom.metrics.image_quality), bicubic on the same images beside it. ``speed`` times, in
+one process so that the ratios are fair on a shared machine: upscaling a 512x512 picture, and training
+steps of 16 patches (images/s), for every model given. ``memory`` upscales one random SIDE x SIDE
+picture in a fresh process per tile size and reports the peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def stamp() -> dict:
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+            "command": " ".join(["python", "bench/bench_superres.py"] + sys.argv[1:])}
+
+
+def quality(runs: list[str], sets: list[str]) -> dict:
+    import pixloom
+
+    out = {}
+    for run in runs:
+        for folder in sets:
+            result = pixloom.evaluate(run, f"folder:{folder}", per_image=True, progress=False)
+            key = f"{run} | {Path(folder).name}"
+            out[key] = result
+            print(f"{key}: x{result['scale']} PSNR-Y {result['psnr_y']:.2f} (bicubic {result['bicubic_psnr_y']:.2f}), "
+                  f"SSIM-Y {result['ssim_y']:.4f} (bicubic {result['bicubic_ssim_y']:.4f})", file=sys.stderr)
+    return out
+
+
+def speed(runs: list[str], repeats: int = 3) -> dict:
+    import numpy as np
+    import torch
+
+    import pixloom
+
+    rng = np.random.default_rng(0)
+    picture = torch.from_numpy(rng.integers(0, 256, (3, 512, 512), dtype=np.uint8))
+    out = {}
+    for run in runs:
+        model = pixloom.from_pretrained(run)
+        model.upscale(picture[:, :64, :64])  # warm-up
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model.upscale(picture)
+            times.append(time.perf_counter() - started)
+        model.train()
+        patch = model.config.patch_size
+        batch = {"lr": torch.from_numpy(rng.integers(0, 256, (16, 1, patch, patch), dtype=np.uint8)),
+                 "hr": torch.from_numpy(rng.integers(0, 256, (16, 1, patch * model.scale, patch * model.scale),
+                                                     dtype=np.uint8))}
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
+        steps = []
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            optimizer.zero_grad()
+            model.loss(batch)["loss"].backward()
+            optimizer.step()
+            steps.append(time.perf_counter() - started)
+        out[run] = {"model": model.name, "scale": model.scale, "parameters": model.num_parameters(),
+                    "config": {k: v for k, v in vars(model.config).items()},
+                    "upscale_512_seconds": round(min(times), 3), "upscale_512_all": [round(t, 3) for t in times],
+                    "train_patches_per_second": round(16 / min(steps[1:]), 1),
+                    "train_patch_lr_side": patch}
+        print(f"{run}: 512x512 x{model.scale} in {min(times):.2f} s, training {16 / min(steps[1:]):.0f} patches/s",
+              file=sys.stderr)
+    return out
+
+
+MEMORY_CHILD = """
+import resource, sys, time, numpy as np, torch
+import pixloom
+model = pixloom.from_pretrained(sys.argv[1])
+model.tile = int(sys.argv[3])
+side = int(sys.argv[2])
+picture = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, side, side), dtype=np.uint8))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+out = model.upscale(picture)[0]
+print(out.shape[1], out.shape[2], before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - started)
+"""
+
+
+def memory(run: str, side: int, tiles: list[int]) -> dict:
+    out = {}
+    for tile in tiles:
+        done = subprocess.run([sys.executable, "-c", MEMORY_CHILD, run, str(side), str(tile)], capture_output=True,
+                              text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        h, w, before, peak, seconds = done.stdout.split()
+        out[str(tile)] = {"output": f"{w}x{h}", "peak_rss_mb": round(int(peak) / 1024, 1),
+                          "rss_before_upscale_mb": round(int(before) / 1024, 1), "seconds": round(float(seconds), 1)}
+        print(f"tile {tile}: {w}x{h} output, peak RSS {int(peak) / 1024:.0f} MB, {float(seconds):.1f} s", file=sys.stderr)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["quality", "speed", "memory"])
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--sets", nargs="+", default=[str(ROOT.parent / "shared/data/sr/Set5"),
+                                                      str(ROOT.parent / "shared/data/sr/Set14")])
+    parser.add_argument("--side", type=int, default=2048, help="memory: input side (2048 at x2 -> 4096 output)")
+    parser.add_argument("--tiles", type=int, nargs="+", default=[64, 128, 256], help="memory: tile sides to try")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    if args.what == "quality":
+        result = quality(args.runs, args.sets)
+    elif args.what == "speed":
+        result = speed(args.runs)
+    else:
+        result = memory(args.runs[0], args.side, args.tiles)
+    from pixloom.io import atomic_write_json
+
+    atomic_write_json(args.out, {"benchmark": f"superres-{args.what}", **stamp(), "results": result,
+                                 "max_rss_of_bench_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
+
+
+if __name__ == "__main__":
+    main()
