@@ -268,6 +268,14 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from pixloom.serve.server import serve
+
+    serve(args.models, host=args.host, port=args.port, workers=args.workers, max_waiting=args.max_waiting,
+          report=args.report, device=args.device)
+    return 0
+
+
 def cmd_ensemble(args) -> int:
     from pixloom.tasks import build_ensemble
 
@@ -445,6 +453,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nll-limit", type=count_int, default=1000,
                    help="score the likelihood on the first N test images (0 = skip)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = add("serve", cmd_serve, "a local web app: sample, complete, watch DRAW, caption, upscale (needs the serve extra)")
+    p.add_argument("--models", nargs="+", metavar="NAME_OR_RUN", help="models to serve (default: every shipped model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (another than 127.0.0.1 warns: no login)")
+    p.add_argument("--port", type=count_int, default=8000, help="port to listen on")
+    p.add_argument("--workers", type=positive_int, default=1, help="requests computed at once")
+    p.add_argument("--max-waiting", type=positive_int, default=8, help="requests that may wait; more are answered busy")
+    p.add_argument("--report", help="a pixloom compare report (.md) for the Compare panel")
+    device(p)
 
     p = add("ensemble", cmd_ensemble, "join trained captioners into one model that averages their word probabilities")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories of captioners sharing vocabulary and encoder")

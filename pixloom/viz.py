@@ -111,8 +111,7 @@ def plot_training_curves(run_dir: str | Path) -> Path | None:
     return path
 
 
-def completion_figure(images: torch.Tensor, known: torch.Tensor, completions: torch.Tensor, levels: int,
-                      path: str | Path) -> Path:
+def completion_picture(images: torch.Tensor, known: torch.Tensor, completions: torch.Tensor, levels: int) -> Image.Image:
     """One row per input image: occluded input | its completions | original (PixelRNN's Fig. 1).
     ``images`` (B, C, H, W), ``known`` (C, H, W) or (B, C, H, W), ``completions`` (B, K, C, H, W)."""
     rows = []
@@ -121,7 +120,13 @@ def completion_figure(images: torch.Tensor, known: torch.Tensor, completions: to
         rows.append(occluded(images[k:k + 1], mask, levels))
         rows.append(to_unit(completions[k], levels))
         rows.append(to_unit(images[k:k + 1], levels))
-    return save_grid(torch.cat(rows), levels, path, nrow=completions.shape[1] + 2, scale=3)
+    return to_pil_grid(torch.cat(rows), levels, nrow=completions.shape[1] + 2, scale=3)
+
+
+def completion_figure(images: torch.Tensor, known: torch.Tensor, completions: torch.Tensor, levels: int,
+                      path: str | Path) -> Path:
+    """:func:`completion_picture`, written to ``path``."""
+    return save_picture(completion_picture(images, known, completions, levels), path)
 
 
 def canvas_figures(canvases: torch.Tensor, gif_path: str | Path, nrow: int, frame_ms: int = 80) -> tuple[Path, Path]:
