@@ -160,7 +160,8 @@ def cmd_train(args) -> int:
                    init=args.init, resume=args.resume, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    warmup_steps=args.warmup_steps, grad_clip=args.grad_clip, weight_decay=args.weight_decay,
                    optimizer=args.optimizer, ema=args.ema, seed=args.seed, limit_train=args.limit_train,
-                   limit_valid=args.limit_valid, max_minutes=args.max_minutes, max_steps=args.max_steps,
+                   limit_valid=args.limit_valid, dp_epsilon=args.dp_epsilon, dp_delta=args.dp_delta,
+                   dp_max_grad_norm=args.dp_max_grad_norm, max_minutes=args.max_minutes, max_steps=args.max_steps,
                    device=args.device, data_dir=args.data_dir, cache_dir=args.cache_dir, progress=not args.quiet,
                    command=" ".join(["pixloom"] + sys.argv[1:]))
     if result.get("process", 0) == 0:
@@ -345,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-valid", type=positive_int, help="use only the first N validation items")
     p.add_argument("--max-minutes", type=positive_float, help="stop with a checkpoint after this much training")
     p.add_argument("--max-steps", type=positive_int, help="stop with a checkpoint after this many steps in all")
+    p.add_argument("--dp-epsilon", type=positive_float, help="train with differential privacy (DP-SGD, Opacus) until "
+                   "this epsilon is spent (needs the privacy extra)")
+    p.add_argument("--dp-delta", type=positive_float, help="the delta of the private run's guarantee (default: 1e-5)")
+    p.add_argument("--dp-max-grad-norm", type=positive_float,
+                   help="each example's gradient is clipped to this norm (default: 1.0)")
     p.add_argument("--cache-dir", help="captioning: encoder feature cache (default: <data root>/features)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     device(p, "auto")

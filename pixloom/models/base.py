@@ -140,6 +140,9 @@ class PixloomModel(nn.Module):
         if dataclasses.is_dataclass(config):
             check_config_values(config)
         self.config = config
+        # How the weights were made, saved in config.json beside the config (e.g. "privacy": the budget
+        # of a differentially private run); read back by from_pretrained.
+        self.provenance: dict[str, Any] = {}
 
     @property
     def device(self) -> torch.device:
@@ -154,6 +157,7 @@ class PixloomModel(nn.Module):
             "model": self.name,
             "pixloom_version": __version__,
             "config": dataclasses.asdict(self.config),
+            **self.provenance,
         }
 
     def extra_files(self) -> dict[str, Any]:
@@ -166,10 +170,18 @@ class PixloomModel(nn.Module):
     def take_extras_from(self, other: "PixloomModel") -> None:
         """Copy what ``extra_files`` saves (e.g. a vocabulary) from a model of the same kind."""
 
+    def canonical_state(self) -> dict[str, torch.Tensor]:
+        """The state dict without aliases: a key that is not a parameter's or buffer's own name and
+        shares its tensor with one that is (Opacus' DP layers add such aliases under training) is left out."""
+        state = self.state_dict()
+        own = {name for name, _ in self.named_parameters()} | {name for name, _ in self.named_buffers()}
+        pointers = {state[k].data_ptr() for k in state if k in own}
+        return {k: v for k, v in state.items() if k in own or v.data_ptr() not in pointers}
+
     def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = self.state_dict()
+        state = self.canonical_state()
         if dtype == torch.int8:
             state = quantize_int8(state)
         elif dtype is not None:
@@ -196,6 +208,7 @@ class PixloomModel(nn.Module):
         except (PixloomError, TypeError, ValueError) as exc:
             raise CheckpointError(f"config in {directory} does not fit {cls.name}: {one_line(exc)}") from None
         model.load_extra_files(directory)
+        model.provenance = {k: v for k, v in meta.items() if k not in ("model", "config", "pixloom_version")}
         state = dequantize_int8(load_tensors(directory / "model.safetensors"))
         own = model.state_dict()
         missing = sorted(set(own) - set(state))

@@ -14,6 +14,7 @@ from pixloom.models.base import PixloomModel
 from pixloom.models.hub import resolve_model_dir
 from pixloom.models.captioning.ensemble import CaptionEnsemble
 from pixloom.models.classifiers.cnn import CNNClassifier
+from pixloom.models.classifiers.row_lstm import RowLSTMClassifier
 from pixloom.models.gan.mlp_gan import MLPGAN
 from pixloom.models.gan.recurrent_gan import RecurrentGAN
 from pixloom.models.captioning.show_attend_tell import ShowAttendTell
@@ -26,7 +27,7 @@ from pixloom.models.superres.row_lstm_sr import RowLSTMSR
 
 MODELS: dict[str, type[PixloomModel]] = {cls.name: cls for cls in (
     RowLSTM, PixelLSTM, PixelRNN, SeqAutoencoder, RecurrentVAE, DRAW, ShowTell, ShowAttendTell, CaptionEnsemble,
-    RecurrentSR, PlainSR, RowLSTMSR, CNNClassifier, MLPGAN, RecurrentGAN,
+    RecurrentSR, PlainSR, RowLSTMSR, CNNClassifier, RowLSTMClassifier, MLPGAN, RecurrentGAN,
 )}
 
 def get_model_class(name: str) -> type[PixloomModel]:

@@ -42,7 +42,8 @@ from pixloom.training.trainer import OPTIMIZERS, Trainer, TrainConfig, pick_devi
 # The settings of a run and their defaults; a resumed run takes them from train_config.json.
 SETTINGS = {"epochs": 10, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "grad_clip": 1.0, "weight_decay": 0.0,
             "optimizer": "adam", "ema": 0.0, "seed": 0, "limit_train": None, "limit_valid": None,
-            "options": {}, "conditional": False, "init": None}
+            "options": {}, "conditional": False, "init": None,
+            "dp_epsilon": None, "dp_delta": None, "dp_max_grad_norm": None}
 # What may change when a run is resumed (recorded under "resumed" in train_config.json).
 RESUME_OVERRIDES = ("epochs", "max_minutes", "max_steps", "device", "data_dir", "cache_dir")
 
@@ -73,6 +74,16 @@ def _check_settings(s: dict) -> None:
             check_positive_int(s[name], name)
     if not isinstance(s["options"], dict):
         raise ArgumentError("options", f"must be a dict of model options, got {type(s['options']).__name__}")
+    if s["dp_epsilon"] is None and (s["dp_delta"] is not None or s["dp_max_grad_norm"] is not None):
+        raise ArgumentError("dp_epsilon", "is needed: dp_delta and dp_max_grad_norm set a private run's budget")
+    if s["dp_epsilon"] is not None:
+        check_number(s["dp_epsilon"], "dp_epsilon", above=0)
+        if s["dp_delta"] is not None:
+            check_number(s["dp_delta"], "dp_delta", above=0)
+            if s["dp_delta"] >= 1:
+                raise ArgumentError("dp_delta", f"must be below 1, got {s['dp_delta']}")
+        if s["dp_max_grad_norm"] is not None:
+            check_number(s["dp_max_grad_norm"], "dp_max_grad_norm", above=0)
 
 
 def _check_budgets(max_minutes, max_steps) -> None:
@@ -106,6 +117,7 @@ def train(model: str, data: str | None = None, out=None, *, options: dict | None
           warmup_steps: int | None = None, grad_clip: float | None = None, weight_decay: float | None = None,
           optimizer: str | None = None, ema: float | None = None, seed: int | None = None,
           limit_train: int | None = None, limit_valid: int | None = None,
+          dp_epsilon: float | None = None, dp_delta: float | None = None, dp_max_grad_norm: float | None = None,
           max_minutes: float | None = None, max_steps: int | None = None, device: str = "auto",
           data_dir=None, cache_dir=None, progress: bool = True, command: str | None = None) -> dict:
     """Train ``model`` (a name from ``pixloom.list_models()``) on ``data`` into the run directory ``out``.
@@ -114,7 +126,10 @@ def train(model: str, data: str | None = None, out=None, *, options: dict | None
     an image model on class labels; ``init`` starts from the weights of a saved model (a new run with
     its own schedule); ``resume`` continues the run in ``out`` exactly. The learning rate warms up for
     ``warmup_steps``, then follows one cosine over ``epochs`` (a fraction ends inside an epoch);
-    ``max_minutes`` and ``max_steps`` stop early with a checkpoint. Returns a summary dict: ``run``,
+    ``max_minutes`` and ``max_steps`` stop early with a checkpoint. ``dp_epsilon`` trains with
+    differential privacy (DP-SGD through Opacus; :mod:`pixloom.training.private`) until that epsilon is
+    spent at ``dp_delta`` (default 1e-5), clipping each example's gradient to ``dp_max_grad_norm``
+    (default 1.0). Returns a summary dict: ``run``,
     ``global_step``, ``train_seconds``, ``stopped_early``, ``best`` (the figure that picked the
     saved model), ``warnings``."""
     if out is None or str(out) == "":
@@ -130,7 +145,8 @@ def train(model: str, data: str | None = None, out=None, *, options: dict | None
     given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps,
              "grad_clip": grad_clip, "weight_decay": weight_decay, "optimizer": optimizer, "ema": ema, "seed": seed,
              "limit_train": limit_train, "limit_valid": limit_valid, "options": options, "conditional": conditional,
-             "init": None if init is None else str(init)}
+             "init": None if init is None else str(init), "dp_epsilon": dp_epsilon, "dp_delta": dp_delta,
+             "dp_max_grad_norm": dp_max_grad_norm}
     given = {k: v for k, v in given.items() if v is not None and not (k == "options" and v == {})}
     _check_budgets(max_minutes, max_steps)
     tune_malloc_for_training()
@@ -154,6 +170,24 @@ def train(model: str, data: str | None = None, out=None, *, options: dict | None
         raise
     distributed.stop()
     return summary
+
+
+def private_trainer(model, trainer_class, extras: dict, settings: dict):
+    """The trainer of a private run, after refusing what DP-SGD cannot train correctly."""
+    from pixloom.training.private import PrivateTrainer
+
+    if trainer_class is not Trainer:
+        raise PixloomError(f"{model.name} cannot be trained privately: its training step (two networks) is not "
+                           "DP-SGD's; private training covers models with one loss")
+    if isinstance(model, CaptionDecoder) or isinstance(model, PhotoSuperResolver):
+        raise PixloomError(f"{model.name} cannot be trained privately here: its training items (caption pairs, "
+                           "photo patches) are not one per person, so a per-item guarantee would overstate it")
+    if type(model).after_training is not Trainable.after_training:
+        raise PixloomError(f"{model.name} cannot be trained privately: it fits part of itself to the training data "
+                           "after training (not privately)")
+    extras["privacy"] = {"epsilon": settings["dp_epsilon"], "delta": settings["dp_delta"],
+                         "max_grad_norm": settings["dp_max_grad_norm"]}
+    return PrivateTrainer
 
 
 def _remove_if_untouched(out: Path, created: bool) -> None:
@@ -244,6 +278,8 @@ def _train_locked(model_name, model_cls, data, out: Path, given: dict, resume: b
     if resume:
         info["resumed"] = saved.get("resumed", []) + ([resumed_record] if resumed_record else [])
     trainer_class = extras.pop("trainer", Trainer)
+    if settings["dp_epsilon"] is not None:
+        trainer_class = private_trainer(model, trainer_class, extras, settings)
     trainer = trainer_class(model, train_data, valid_data, config, out, run_info=info, **extras)
     if world.is_main:
         for note in notes:

@@ -154,7 +154,11 @@ def load_checkpoint(directory: Path, model, optimizers: dict, schedulers: dict, 
     skeleton = read_json(directory / "trainer_state.json")
     tensors = load_tensors(directory / "optimizer.safetensors")
     loaded = type(model).from_pretrained(directory, map_location=model.device)
-    model.load_state_dict(loaded.state_dict())
+    # strict=False only for aliases (Opacus' DP layers name their weights twice); a real gap is an error
+    result = model.load_state_dict(loaded.state_dict(), strict=False)
+    own = {name for name, _ in model.named_parameters()} | {name for name, _ in model.named_buffers()}
+    if [k for k in result.missing_keys if k in own] or result.unexpected_keys:
+        raise CheckpointError(f"checkpoint {directory} does not fit this run's model")
     try:
         for name, opt in optimizers.items():
             opt.load_state_dict(_join_state(skeleton["optimizers"][name], tensors))

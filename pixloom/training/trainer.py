@@ -186,6 +186,19 @@ class Trainer:
         self.schedulers["model"].step()
         return {k: float(v.detach()) for k, v in out.items()}
 
+    def save_best(self) -> None:
+        """Save the weights that validated best as the run directory's model."""
+        self.evaluated_model().save_pretrained(self.run_dir)
+
+    def batch_indices(self, order: torch.Tensor, index_in_epoch: int) -> torch.Tensor:
+        """The examples of step ``index_in_epoch`` of an epoch whose shuffled order is ``order``."""
+        size = self.config.batch_size
+        return order[index_in_epoch * size:(index_in_epoch + 1) * size]
+
+    def budget_left(self) -> bool:
+        """Whether another step may be taken (a private run stops at its privacy budget)."""
+        return True
+
     # -- helpers ---------------------------------------------------------------------------------
     def optimizer_step(self, optimizer) -> None:
         """``optimizer.step()``; an update too large for float32 (an absurd learning rate) stops the run
@@ -245,7 +258,7 @@ class Trainer:
 
     def summary_line(self, summary: dict) -> str:
         """The line ``pixloom train`` prints when ``fit`` returns ``summary``."""
-        budget = "step" if self.stop_reason == "max_steps" else "time"
+        budget = {"max_steps": "step", "privacy": "privacy"}.get(self.stop_reason, "time")
         state = f"stopped at the {budget} budget" if summary["stopped_early"] else "finished"
         return (f"{state} after {summary['global_step']} steps ({summary['train_seconds'] / 60:.1f} min); "
                 f"{self.describe_best()}; run directory: {self.run_dir}")
@@ -388,7 +401,11 @@ class Trainer:
                 while (self.counters["step_in_epoch"] < self.steps_per_epoch
                        and self.counters["global_step"] < self.total_steps and not stopped_early):
                     i = self.counters["step_in_epoch"]
-                    indices = distributed.shard(order[i * cfg.batch_size:(i + 1) * cfg.batch_size], world)
+                    if not self.budget_left():  # a private run's epsilon would pass its target
+                        self.stop_reason = "privacy"
+                        stopped_early = True
+                        break
+                    indices = distributed.shard(self.batch_indices(order, i), world)
                     figures = self.train_step(move_batch(self.train_data.get_batch(indices), self.device))
                     if self.average is not None:
                         self.average.update(self.model)
@@ -502,7 +519,7 @@ class Trainer:
         self._append_csv("metrics.csv", row)
         self._log_scalars("valid", valid, step)
         if self.world.is_main and self._improves(valid):
-            self.evaluated_model().save_pretrained(self.run_dir)  # the run directory itself is the best model
+            self.save_best()  # the run directory itself is the best model
         self._save()
         if self.world.is_main:
             tqdm.write(f"epoch {epoch + 1}: valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))
@@ -520,10 +537,10 @@ class Trainer:
         self._append_csv("metrics.csv", row)
         improved = self.world.is_main and self._improves(valid)
         if improved:
-            self.evaluated_model().save_pretrained(self.run_dir)
+            self.save_best()
         self._save()  # after the validation: a checkpoint never holds weights that validated to NaN
         if self.world.is_main:
-            budget = "step" if self.stop_reason == "max_steps" else "time"
+            budget = {"max_steps": "step", "privacy": "privacy"}.get(self.stop_reason, "time")
             why = f"{self.config.epochs:g} epochs done" if schedule_done else f"{budget} budget reached"
             tqdm.write(f"{why} at step {self.counters['global_step']}: valid "
                        + ", ".join(f"{k} {v:.4f}" for k, v in valid.items()))

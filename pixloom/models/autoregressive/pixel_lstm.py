@@ -42,22 +42,29 @@ class PixelLSTM(ImageGenerator, Completer):
         e = config.hidden_size
         self.out_per_pixel = logits_per_pixel(config.levels)
         self.pixel_proj = nn.Linear(config.channels, e)
-        self.start_pixel = nn.Parameter(torch.zeros(e))
-        self.row_embedding = nn.Parameter(torch.randn(config.height, e) * 0.1)
-        self.col_embedding = nn.Parameter(torch.randn(config.width, e) * 0.1)
+        # Embedding modules (not bare parameters), so that private training gets per-example gradients
+        self.start_pixel = nn.Embedding(1, e)
+        self.row_embedding = nn.Embedding(config.height, e)
+        self.col_embedding = nn.Embedding(config.width, e)
+        nn.init.zeros_(self.start_pixel.weight)
+        nn.init.normal_(self.row_embedding.weight, std=0.1)
+        nn.init.normal_(self.col_embedding.weight, std=0.1)
         self.class_embedding = nn.Embedding(config.num_classes, e) if config.num_classes else None
         self.rnn = make_fused_rnn(config.cell, e, e, config.num_layers, config.dropout)
         self.head = nn.Linear(e, config.channels * self.out_per_pixel)
 
-    def _position(self) -> torch.Tensor:
-        """(H*W, hidden): embedding of each pixel's row plus its column, raster order."""
-        return (self.row_embedding[:, None, :] + self.col_embedding[None, :, :]).flatten(0, 1)
+    def _position(self, b: int, start: int, stop: int) -> torch.Tensor:
+        """(B, stop - start, hidden): embedding of the row plus the column of pixels start..stop-1 in
+        raster order."""
+        index = torch.arange(start, stop, device=self.device)[None].expand(b, -1)
+        return self.row_embedding(index // self.config.width) + self.col_embedding(index % self.config.width)
 
     def _inputs(self, pixels: torch.Tensor, label) -> torch.Tensor:
         """pixels: (B, T, C) floats -> inputs (B, T, hidden) predicting pixels 0..T-1 from pixels < T-1."""
         b = pixels.shape[0]
-        previous = torch.cat([self.start_pixel.expand(b, 1, -1), self.pixel_proj(pixels[:, :-1])], dim=1)
-        x = previous + self._position()[: previous.shape[1]]
+        start = self.start_pixel(torch.zeros(b, 1, dtype=torch.long, device=self.device))
+        previous = torch.cat([start, self.pixel_proj(pixels[:, :-1])], dim=1)
+        x = previous + self._position(b, 0, previous.shape[1])
         if self.class_embedding is not None:
             x = x + self.class_embedding(label).unsqueeze(1)
         return x
@@ -105,7 +112,7 @@ class PixelLSTM(ImageGenerator, Completer):
         first = int(unknown_steps[0]) if len(unknown_steps) else num_pixels
         if first == num_pixels:
             return images.clone()
-        position = self._position()
+        position = self._position(1, 0, num_pixels)[0]
         # Teacher-force the fully known prefix in one call; its last output predicts pixel `first`.
         inputs = self._inputs(to_unit_interval(pixels[:, : first + 1], c.levels), label)
         hidden, state = self.rnn(inputs)

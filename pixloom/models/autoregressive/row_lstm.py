@@ -41,7 +41,8 @@ class RowLSTM(ImageGenerator, Completer):
         row_size = config.channels * config.width
         self.out_per_pixel = logits_per_pixel(config.levels)
         self.input_proj = nn.Linear(row_size, config.hidden_size)
-        self.start_row = nn.Parameter(torch.zeros(config.hidden_size))  # learned input for row 0
+        self.start_row = nn.Embedding(1, config.hidden_size)  # learned input for row 0 (a module: private
+        nn.init.zeros_(self.start_row.weight)                  # training needs its per-example gradients)
         self.class_embedding = nn.Embedding(config.num_classes, config.hidden_size) if config.num_classes else None
         self.rnn = make_fused_rnn(config.cell, config.hidden_size, config.hidden_size, config.num_layers, config.dropout)
         self.head = nn.Linear(config.hidden_size, row_size * self.out_per_pixel)
@@ -49,7 +50,7 @@ class RowLSTM(ImageGenerator, Completer):
     def _inputs(self, previous_rows: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
         """previous_rows: (B, T, C*W) floats -> RNN inputs (B, T+1, hidden), step 0 = start token."""
         b = previous_rows.shape[0]
-        start = self.start_row.expand(b, 1, -1)
+        start = self.start_row(torch.zeros(b, 1, dtype=torch.long, device=previous_rows.device))
         x = torch.cat([start, self.input_proj(previous_rows)], dim=1)
         if self.class_embedding is not None:
             x = x + self.class_embedding(label).unsqueeze(1)
