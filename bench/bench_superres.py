@@ -4,6 +4,8 @@
         --out bench/results/superres-quality.json
     python bench/bench_superres.py speed RUN [RUN ...] --out bench/results/superres-speed.json
     python bench/bench_superres.py memory RUN --side 2048 --out bench/results/superres-memory.json
+    python bench/bench_superres.py digits RUN --data-dir ../shared/data/mnist --out bench/results/superres-digits.json
+    python bench/bench_superres.py figures PHOTO_RUN DIGIT_RUN --out docs/img    (crops and draws for the docs)
 
 ``quality`` scores each model (a run directory or a shipped name) on each folder by the literature's
 convention (pixloom.metrics.image_quality), bicubic on the same images beside it. ``speed`` times, in
@@ -115,20 +117,77 @@ def memory(run: str, side: int, tiles: list[int]) -> dict:
     return out
 
 
+def digits(runs: list[str], data_dir: str | None) -> dict:
+    import pixloom
+
+    out = {}
+    for run in runs:
+        out[run] = pixloom.evaluate(run, "binarized-mnist", split="test", data_dir=data_dir, progress=False)
+        print(f"{run}: {out[run]}", file=sys.stderr)
+    return out
+
+
+def figures(photo_run: str, digit_run: str, folder: Path, set_dir: Path) -> dict:
+    """docs pictures: crops of bicubic | model | ground truth from Set5/Set14 pictures, and several
+    high-resolution draws of digits from their 7x7 versions."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import pixloom
+    from pixloom.data.images import read_rgb
+    from pixloom.data.resize import downscale, upscale_bicubic
+    from pixloom.metrics.image_quality import crop_to_scale
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = pixloom.from_pretrained(photo_run)
+    s = model.scale
+    rows = []
+    for name, (top, left, size) in {"butterfly.png": (60, 60, 96), "zebra.png": (150, 250, 96),
+                                    "comic.png": (120, 60, 96)}.items():
+        path = next(p for p in set_dir.rglob(name))
+        truth = crop_to_scale(read_rgb(path), s)
+        hr = torch.from_numpy(np.ascontiguousarray(truth)).permute(2, 0, 1)[None]
+        lr = downscale(hr, s)
+        bicubic = upscale_bicubic(lr.float(), s).round().clamp(0, 255).byte()[0].permute(1, 2, 0).numpy()
+        ours = model.upscale(lr[0])[0].permute(1, 2, 0).numpy()
+        crops = [a[top:top + size, left:left + size] for a in (bicubic, ours, truth)]
+        rows.append(np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255) for c in crops], 1))
+    picture = Image.fromarray(np.concatenate(rows, 0)).resize((3 * (96 + 4) * 2, len(rows) * (96 + 4) * 2),
+                                                              Image.NEAREST)
+    picture.save(folder / f"superres-x{s}-crops.png")
+    digits_model = pixloom.from_pretrained(digit_run)
+    truth = pixloom.load_dataset("sample-binarized", "test").images[:6]
+    low = digits_model.downscale(truth)
+    draws = digits_model.upscale(low, n=6, generator=torch.Generator().manual_seed(0)).float()
+    enlarged = torch.nn.functional.interpolate(low, scale_factor=digits_model.scale, mode="nearest")
+    grid = torch.cat([torch.cat([enlarged[k:k + 1], draws[k], truth[k:k + 1].float()]) for k in range(6)])
+    from pixloom.viz import save_grid
+
+    save_grid(grid, 2, folder / "superres-digits-draws.png", nrow=8, scale=3)
+    return {"crops": f"superres-x{s}-crops.png", "draws": "superres-digits-draws.png"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["quality", "speed", "memory"])
+    parser.add_argument("what", choices=["quality", "speed", "memory", "digits", "figures"])
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--sets", nargs="+", default=[str(ROOT.parent / "shared/data/sr/Set5"),
                                                       str(ROOT.parent / "shared/data/sr/Set14")])
     parser.add_argument("--side", type=int, default=2048, help="memory: input side (2048 at x2 -> 4096 output)")
     parser.add_argument("--tiles", type=int, nargs="+", default=[64, 128, 256], help="memory: tile sides to try")
+    parser.add_argument("--data-dir", help="digits: the MNIST folder")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.what == "quality":
         result = quality(args.runs, args.sets)
     elif args.what == "speed":
         result = speed(args.runs)
+    elif args.what == "digits":
+        result = digits(args.runs, args.data_dir)
+    elif args.what == "figures":
+        print(figures(args.runs[0], args.runs[1], Path(args.out), Path(args.sets[0]).parent))
+        return
     else:
         result = memory(args.runs[0], args.side, args.tiles)
     from pixloom.io import atomic_write_json

@@ -23,7 +23,7 @@ _API = {
     "caption": "pixloom.tasks.captioning", "build_ensemble": "pixloom.tasks.captioning",
     "list_models": "pixloom.tasks.catalog", "list_datasets": "pixloom.tasks.catalog",
     "list_shipped": "pixloom.tasks.catalog", "run_demo": "pixloom.tasks.demo",
-    "compare": "pixloom.tasks.sample_quality", "sample_metrics": "pixloom.tasks.sample_quality",
+    "compare": "pixloom.tasks.comparison", "sample_metrics": "pixloom.tasks.sample_quality",
     "load_dataset": "pixloom.data.registry",
 }
 

@@ -10,7 +10,8 @@ from pixloom.tasks.common import load_model
 from pixloom.tasks.demo import run_demo
 from pixloom.tasks.evaluation import evaluate
 from pixloom.tasks.generation import canvas, complete, interpolate, reconstruct, sample
-from pixloom.tasks.sample_quality import compare, sample_metrics
+from pixloom.tasks.comparison import compare
+from pixloom.tasks.sample_quality import sample_metrics
 from pixloom.tasks.superres import upscale
 from pixloom.tasks.training import parse_options, train
 

@@ -141,15 +141,13 @@ def evaluate_classifier(model, data: str, split: str, data_dir=None, limit: int 
     dataset = load_dataset(data, split, data_dir=data_dir).subset(limit)
     if dataset.labels is None:
         raise ArgumentError("data", f"'{data}' has no labels to score a classifier on")
-    if dataset.levels != model.config.levels:
-        raise ArgumentError("data", f"has {dataset.levels}-level pixels but the model was trained on "
-                            f"{model.config.levels}-level pixels")
     model.eval()
-    correct, nll = 0, 0.0
+    correct, nll = 0, 0.0  # images enter as intensities in [0, 1], so binary data is read too
     from tqdm.auto import tqdm
 
     for start in tqdm(range(0, len(dataset), batch_size), desc="eval", unit="batch", disable=not progress, leave=False):
-        logits = model.classify(dataset.images[start:start + batch_size])
+        images = dataset.images[start:start + batch_size].float() / (dataset.levels - 1)
+        logits = model.classify(images)
         label = dataset.labels[start:start + batch_size].to(logits.device)
         correct += int((logits.argmax(1) == label).sum())
         nll += float(torch.nn.functional.cross_entropy(logits, label, reduction="sum"))

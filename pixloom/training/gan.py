@@ -8,8 +8,13 @@ schedule; checkpoints keep both, so a resumed GAN run continues exactly like any
 
 from __future__ import annotations
 
+import warnings
+
 from pixloom.errors import PixloomError
 from pixloom.training.trainer import Trainer
+
+# With critic steps the generator's schedule advances before its first update; that is intended.
+warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
 
 
 class GANTrainer(Trainer):
@@ -19,13 +24,17 @@ class GANTrainer(Trainer):
             raise PixloomError("GAN training runs in one process; start it without torchrun")
         self.critic_steps = self.model.config.critic_steps
 
+    def _final_warnings(self) -> None:
+        """A GAN's losses do not say how good it is (the monitor's figures do): no loss warnings."""
+
     def make_optimizers(self):
         import torch
 
         betas = (0.0, 0.9) if self.model.config.loss == "wgan-gp" else (0.5, 0.999)
         lr = self.config.lr
+        d_lr = lr * self.model.config.d_lr_ratio
         return {"generator": torch.optim.Adam(self.model.generator_parameters(), lr=lr, betas=betas),
-                "discriminator": torch.optim.Adam(self.model.discriminator_parameters(), lr=lr, betas=betas)}
+                "discriminator": torch.optim.Adam(self.model.discriminator_parameters(), lr=d_lr, betas=betas)}
 
     def train_step(self, batch: dict) -> dict[str, float]:
         import torch

@@ -13,7 +13,9 @@ two optimizers, ``critic_steps`` discriminator steps per generator step); ``--em
 weights, and the averaged generator is what is validated, saved and sampled. Sampling: ``levels`` 256
 gives the intensities quantised to 8 bits; ``levels`` 2 draws each pixel from Bernoulli(intensity),
 the binarization of binarized MNIST. ``temperature`` scales the noise (below 1: the "truncation"
-trade of variety for typical samples).
+trade of variety for typical samples). The discriminator's weights are spectrally normalised and the
+non-saturating loss smooths the real targets to 0.9 by default: without them, on MNIST, the
+discriminator won within an epoch and the generator collapsed onto one digit.
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ from pixloom.models.image import ImageModel, check_count, check_temperature
 from pixloom.nn.pixel_output import sample_pixels, to_unit_interval
 
 LOSSES = ("non-saturating", "wgan-gp")
+
+
+def spectral(module: torch.nn.Module, on: bool) -> torch.nn.Module:
+    """Spectral normalisation of every linear and convolution weight of ``module`` (Miyato et al.
+    2018; torch's parametrization): it bounds the discriminator's Lipschitz constant and keeps it from
+    overpowering the generator."""
+    if not on:
+        return module
+    for child in list(module.modules()):
+        if isinstance(child, (torch.nn.Linear, torch.nn.Conv2d)):
+            torch.nn.utils.parametrizations.spectral_norm(child)
+    return module
 
 
 def check_gan_config(c) -> None:
@@ -72,8 +86,9 @@ class GAN(ImageModel, Trainable, Sampler):
         with torch.no_grad():
             fake = self.fake(len(real), label)
         d_real, d_fake = self.discriminate(real, label), self.discriminate(fake, label)
-        if self.config.loss == "non-saturating":
-            loss = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
+        if self.config.loss == "non-saturating":  # real targets 1 - real_label_smoothing (Salimans et al. 2016)
+            target = torch.full_like(d_real, 1.0 - self.config.real_label_smoothing)
+            loss = F.binary_cross_entropy_with_logits(d_real, target) + \
                 F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
             return {"d_loss": loss, "d_real": torch.sigmoid(d_real).mean().detach(),
                     "d_fake": torch.sigmoid(d_fake).mean().detach()}

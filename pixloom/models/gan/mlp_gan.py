@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixloom.models.gan.base import GAN, check_gan_config
+from pixloom.models.gan.base import GAN, check_gan_config, spectral
 from pixloom.models.image import ImageConfig
 
 
@@ -24,6 +24,9 @@ class MLPGANConfig(ImageConfig):
     critic_steps: int = 1  # discriminator steps per generator step (5 is usual for wgan-gp)
     gp_weight: float = 10.0
     dropout: float = 0.3  # in the discriminator
+    d_lr_ratio: float = 1.0  # the discriminator's learning rate, relative to the generator's
+    spectral_norm: bool = True  # spectral normalisation of the discriminator's weights
+    real_label_smoothing: float = 0.1  # non-saturating loss: real targets 0.9
     monitor: str = "mnist-classifier"  # classifier of the mode-collapse monitor and the FD selection ("" = none)
     collapse_share: float = 0.3  # warn when one class takes more than this share of the monitor's samples
 
@@ -41,8 +44,9 @@ class MLPGAN(GAN):
         k = c.num_classes
         self.generator = nn.Sequential(nn.Linear(c.noise_size + k, h), nn.LeakyReLU(0.2), nn.Linear(h, h),
                                        nn.LeakyReLU(0.2), nn.Linear(h, pixels))
-        self.discriminator = nn.Sequential(nn.Linear(pixels + k, h), nn.LeakyReLU(0.2), nn.Dropout(c.dropout),
-                                           nn.Linear(h, h), nn.LeakyReLU(0.2), nn.Dropout(c.dropout), nn.Linear(h, 1))
+        self.discriminator = spectral(nn.Sequential(nn.Linear(pixels + k, h), nn.LeakyReLU(0.2), nn.Dropout(c.dropout),
+                                                    nn.Linear(h, h), nn.LeakyReLU(0.2), nn.Dropout(c.dropout),
+                                                    nn.Linear(h, 1)), c.spectral_norm)
 
     def _with_label(self, x: torch.Tensor, label) -> torch.Tensor:
         if not self.config.num_classes:
