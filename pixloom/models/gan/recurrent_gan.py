@@ -12,8 +12,9 @@ linear layer (``noise_to_rows``): without these, on MNIST, the generator's rows 
 within an epoch and every sample was the same picture.
 
 Discriminators (``discriminator``): ``lstm``, an LSTM over the rows whose outputs at every step are
-scored and averaged (as RGAN's), or ``cnn``, two strided convolutions (DCGAN-style, Radford et al.
-2016) with a projection of the label (Miyato and Koyama 2018). Both see the spread of the batch
+scored and averaged (as RGAN's), ``cnn``, two strided convolutions (DCGAN-style, Radford et al.
+2016) with a projection of the label (Miyato and Koyama 2018), or ``mlp``, the fully connected
+discriminator of the MLP GAN. Both see the spread of the batch
 (the minibatch standard deviation of Karras et al. 2018), which makes a collapsed generator easy to tell.
 """
 
@@ -29,7 +30,7 @@ from pixloom.models.gan.base import GAN, check_gan_config, spectral
 from pixloom.models.image import ImageConfig
 from pixloom.nn.fused import make_fused_rnn
 
-DISCRIMINATORS = ("lstm", "cnn")
+DISCRIMINATORS = ("lstm", "cnn", "mlp")
 
 
 def minibatch_spread(features: torch.Tensor) -> torch.Tensor:
@@ -49,7 +50,7 @@ class RecurrentGANConfig(ImageConfig):
     num_layers: int = 2
     feedback: bool = True  # each step reads the row written before
     noise_to_rows: bool = True  # each row's noise also enters its output directly
-    discriminator: str = "cnn"  # cnn | lstm
+    discriminator: str = "cnn"  # cnn | lstm | mlp (the fully connected GAN's)
     discriminator_hidden: int = 128
     discriminator_dropout: float = 0.0
     d_lr_ratio: float = 1.0  # the discriminator's learning rate, relative to the generator's
@@ -90,6 +91,13 @@ class RecurrentGAN(GAN):
         spectral(self.discriminator, c.spectral_norm)
 
     def _build_discriminator(self, c, d, row) -> None:
+        if c.discriminator == "mlp":
+            pixels = c.channels * c.height * c.width
+            self.discriminator = nn.ModuleDict({"body": nn.Sequential(
+                nn.Linear(pixels + c.num_classes, 2 * d), nn.LeakyReLU(0.2), nn.Dropout(c.discriminator_dropout),
+                nn.Linear(2 * d, 2 * d), nn.LeakyReLU(0.2), nn.Dropout(c.discriminator_dropout)),
+                "score": nn.Linear(2 * d + 1, 1)})
+            return
         if c.discriminator == "lstm":
             self.discriminator = nn.ModuleDict({"rnn": make_fused_rnn("lstm", row, d, 1), "score": nn.Linear(d + 1, 1)})
             if c.num_classes:
@@ -143,6 +151,12 @@ class RecurrentGAN(GAN):
     def discriminate(self, images, label):
         c, d = self.config, self.discriminator
         x = images * 2 - 1
+        if c.discriminator == "mlp":
+            flat = x.flatten(1)
+            if c.num_classes:
+                flat = torch.cat([flat, torch.nn.functional.one_hot(label, c.num_classes).to(flat.dtype)], dim=1)
+            features = d["body"](flat)
+            return d["score"](torch.cat([features, minibatch_spread(features)], dim=1))[:, 0]
         if c.discriminator == "lstm":
             rows = x.permute(0, 2, 1, 3).reshape(len(x), c.height, -1)
             if c.num_classes:
