@@ -123,7 +123,7 @@ def screenshots(models: list[str], folder: Path) -> list[str]:
 
     server, url, store = start(models, workers=2)
     folder.mkdir(parents=True, exist_ok=True)
-    photo = folder / "caption-dev-02.jpg"
+    photo = ROOT / "docs/img/caption-dev-02.jpg"
     saved = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[

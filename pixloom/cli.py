@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("datasets", cmd_datasets, "list the data sets")
 
     p = add("train", cmd_train, "train a model; the run directory holds the best model, logs and checkpoints")
-    p.add_argument("model", metavar="MODEL", help="one of: " + ", ".join(m["name"] for m in list_models() if "trainable" in m["capabilities"]))
+    p.add_argument("model", metavar="MODEL", nargs="?", help="(may be left out with --resume) one of: " + ", ".join(m["name"] for m in list_models() if "trainable" in m["capabilities"]))
     p.add_argument("--data", help=data_help + "; with --resume: the run's own")
     p.add_argument("--data-dir", help="local data root (default: $PIXLOOM_DATA or ~/.cache/pixloom)")
     p.add_argument("--out", required=True, help="run directory")

@@ -118,6 +118,8 @@ def test_compare_writes_a_table_and_refuses_what_it_cannot_compare(classifier_di
                  "--quiet"]) == 0
     text = report.read_text()
     assert "| row-lstm |" in text and "| mlp-gan |" in text and "FD" in text and " ± " in text
+    floor = [line for line in text.splitlines() if "(the floor)" in line]
+    assert len(floor) == 1 and "real train images" in floor[0]  # real images against real images
     assert "data:image/png;base64," in report.with_suffix(".html").read_text()
     capsys.readouterr()
     from test_captioning import tiny_sat

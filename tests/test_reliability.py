@@ -60,8 +60,8 @@ def test_resume_takes_the_runs_settings_and_matches_an_uninterrupted_run(tmp_pat
     common = ["--data", "sample", "--epochs", "3", "--seed", "1", "--limit-train", "96", "--limit-valid", "16",
               "--batch-size", "32", "--warmup-steps", "2", *TINY]
     assert main(["train", "row-lstm", *common, "--max-steps", "4", "--out", tmp_path / "c", "--quiet"]) == 0
-    # the second command: only the budget given; everything else must come from the run
-    assert main(["train", "row-lstm", "--out", tmp_path / "c", "--resume", "--max-steps", "7", "--quiet"]) == 0
+    # the second command: only the budget given; everything else (the model too) comes from the run
+    assert main(["train", "--out", tmp_path / "c", "--resume", "--max-steps", "7", "--quiet"]) == 0
     assert main(["train", "row-lstm", *common, "--max-steps", "7", "--out", tmp_path / "whole", "--quiet"]) == 0
     saved = json.loads((tmp_path / "c" / "train_config.json").read_text())
     assert saved["settings"]["seed"] == 1 and saved["settings"]["limit_train"] == 96
@@ -77,6 +77,10 @@ def test_resume_takes_the_runs_settings_and_matches_an_uninterrupted_run(tmp_pat
         assert_one_line_error(code, err, flag, "resumed run keeps its settings")
     code, _, err = run_cli(["train", "row-lstm", "--out", tmp_path / "c", "--resume", "--data", "mnist"], capsys)
     assert_one_line_error(code, err, "--data")
+    code, _, err = run_cli(["train", "pixel-lstm", "--out", tmp_path / "c", "--resume"], capsys)
+    assert_one_line_error(code, err, "'row-lstm' run")
+    code, _, err = run_cli(["train", "--out", tmp_path / "c"], capsys)
+    assert_one_line_error(code, err, "MODEL is required")
     assert (tmp_path / "c" / "train_config.json").read_text() == before  # nothing written by the refusals
 
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import pixloom
-from pixloom.models.capabilities import Captioning, Completer, Likelihood, Sampler
+from pixloom.models.capabilities import Captioning, Classifier, Completer, Likelihood, Sampler, Upscaler
 from pixloom.tasks.catalog import list_shipped
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +28,12 @@ FIGURES = {
 }
 
 
+# shipped models with a test of their own below
+OTHERS = {"flickr8k-captioner", "mnist-classifier", "photo-sr-x2", "photo-sr-x4", "mnist-sr-x4", "mnist-mlp-gan"}
+
+
 def test_every_shipped_model_is_covered():
-    assert {m["name"] for m in list_shipped()} == set(FIGURES) | {"flickr8k-captioner"}
+    assert {m["name"] for m in list_shipped()} == set(FIGURES) | OTHERS
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
@@ -64,3 +68,38 @@ def test_shipped_captioner_describes_the_docs_photos():
     assert bleu == pytest.approx(0.302, abs=0.03), captions  # BLEU-4 of the 160-pixel thumbnails
     shuffled = corpus_bleu4(references[1:] + references[:1], captions)
     assert shuffled < bleu - 0.1  # the captions describe their own photos
+
+
+def test_shipped_classifier_reads_the_test_digits():
+    model = pixloom.from_pretrained("mnist-classifier")
+    assert isinstance(model, Classifier)
+    result = pixloom.evaluate(model, "sample", split="test", progress=False)
+    assert result["n_images"] == 1000 and result["accuracy"] >= 0.99, result  # measured 0.996
+    binarized = pixloom.evaluate(model, "sample-binarized", split="test", progress=False)
+    assert binarized["accuracy"] >= 0.985, binarized  # measured 0.993: it also judges binary samples
+
+
+@pytest.mark.parametrize("name, psnr, bicubic", [("photo-sr-x2", 32.254, 28.752), ("photo-sr-x4", 25.875, 23.937)])
+def test_shipped_photo_upscalers_beat_bicubic_on_the_docs_photos(name, psnr, bicubic, tmp_path):
+    for photo in sorted((ROOT / "docs/img").glob("caption-dev-0[1-5].jpg")):
+        (tmp_path / photo.name).write_bytes(photo.read_bytes())
+    model = pixloom.from_pretrained(name)
+    assert isinstance(model, Upscaler)
+    result = pixloom.evaluate(model, f"folder:{tmp_path}", progress=False)
+    assert result["n_images"] == 5
+    assert result["bicubic_psnr_y"] == pytest.approx(bicubic, abs=0.01)  # the degradation is fixed
+    assert result["psnr_y"] == pytest.approx(psnr, abs=0.05), result
+
+
+def test_shipped_digit_upscaler_scores_its_likelihood():
+    model = pixloom.from_pretrained("mnist-sr-x4")
+    assert isinstance(model, Upscaler)
+    result = pixloom.evaluate(model, "sample-binarized", split="test", limit=200, progress=False)
+    assert result["cond_nll_nats"] == pytest.approx(49.028, abs=0.05), result
+    assert result["mean_psnr"] > result["bicubic_psnr"] + 2  # measured 15.65 against 13.03
+
+
+def test_shipped_mlp_gan_draws_every_digit():
+    figures = pixloom.sample_metrics("mnist-mlp-gan", data="sample", n=500, seeds=(0,))
+    assert figures["fd"] == pytest.approx(78.05, abs=3), figures
+    assert figures["min_class_share"] > 0.01 and figures["max_class_share"] < 0.25, figures

@@ -14,7 +14,7 @@ from pixloom.errors import ArgumentError, PixloomError
 from pixloom.models.capabilities import Likelihood, Sampler
 from pixloom.models.image import ImageModel
 from pixloom.tasks.common import load_model, output_path
-from pixloom.tasks.sample_quality import DEFAULT_CLASSIFIER, load_classifier, real_images, sample_metrics
+from pixloom.tasks.sample_quality import DEFAULT_CLASSIFIER, load_classifier, real_floor, real_images, sample_metrics
 
 
 # -- the comparison report ----------------------------------------------------------------------------------
@@ -91,6 +91,8 @@ def compare(runs, data: str = "binarized-mnist", out="report.md", n: int = 10000
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
         grids[str(run)] = base64.b64encode(buffer.getvalue()).decode("ascii")
+    floor = real_floor(data, n=n, classifier=classifier_model, data_dir=data_dir)
+    rows.append({**{k: v for k, v in floor.items() if k not in ("data", "n_samples")}, "run": "(the floor)"})
     table = _markdown(rows, data, n, seeds)
     from pixloom.io import atomic_write_text
 
@@ -104,7 +106,8 @@ def _markdown(rows, data, n, seeds) -> str:
     lines = [f"# Generators compared on {data}", "",
              f"{n:,} samples per model and seed (seeds {', '.join(map(str, seeds))}), against {n:,} test images; "
              "the figures are means over the seeds, ± their standard deviation. NLL: on the first test images "
-             "(IWAE estimate with K = 100 for latent models).", "",
+             "(IWAE estimate with K = 100 for latent models). The last row, real training images against the "
+             "same test images, is the best a generator can reach at this sample count.", "",
              "| model | run | " + " | ".join(c[1] for c in present) + " |",
              "|---|---|" + "---|" * len(present)]
     for r in rows:
@@ -120,6 +123,8 @@ def _html(table: str, rows, grids) -> str:
              "figure{display:inline-block;margin:1em;text-align:center}</style></head><body>",
              f"<pre>{escape.escape(table)}</pre>"]
     for r in rows:
+        if r["run"] not in grids:
+            continue
         parts.append(f"<figure><img src='data:image/png;base64,{grids[r['run']]}' alt='samples of {escape.escape(r['run'])}'>"
                      f"<figcaption>{escape.escape(r['model'])}: {escape.escape(r['run'])}</figcaption></figure>")
     parts.append("</body></html>")

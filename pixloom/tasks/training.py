@@ -111,7 +111,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def train(model: str, data: str | None = None, out=None, *, options: dict | None = None,
+def train(model: str | None = None, data: str | None = None, out=None, *, options: dict | None = None,
           conditional: bool | None = None, init=None, resume: bool = False,
           epochs: float | None = None, batch_size: int | None = None, lr: float | None = None,
           warmup_steps: int | None = None, grad_clip: float | None = None, weight_decay: float | None = None,
@@ -124,7 +124,8 @@ def train(model: str, data: str | None = None, out=None, *, options: dict | None
 
     ``options`` are model options (``{"hidden_size": 128, "cell": "gru"}``); ``conditional`` conditions
     an image model on class labels; ``init`` starts from the weights of a saved model (a new run with
-    its own schedule); ``resume`` continues the run in ``out`` exactly. The learning rate warms up for
+    its own schedule); ``resume`` continues the run in ``out`` exactly (``model`` may then be left out).
+    The learning rate warms up for
     ``warmup_steps``, then follows one cosine over ``epochs`` (a fraction ends inside an epoch);
     ``max_minutes`` and ``max_steps`` stop early with a checkpoint. ``dp_epsilon`` trains with
     differential privacy (DP-SGD through Opacus; :mod:`pixloom.training.private`) until that epsilon is
@@ -138,6 +139,13 @@ def train(model: str, data: str | None = None, out=None, *, options: dict | None
         raise ArgumentError("resume", f"must be true or false, got {resume!r}")
     if init is not None and resume:
         raise ArgumentError("init", "starts a new run and resume continues one: give only one of them")
+    if model is None:
+        if not resume:
+            raise ArgumentError("model", "is required: one of pixloom.list_models()")
+        saved = read_json(Path(out) / "train_config.json") if (Path(out) / "train_config.json").is_file() else None
+        if not isinstance(saved, dict) or not isinstance(saved.get("model"), str):
+            raise ArgumentError("resume", f"{out} holds no run to continue (no train_config.json)")
+        model = saved["model"]
     model_cls = get_model_class(model)
     if not issubclass(model_cls, Trainable):
         raise PixloomError(f"{model} is not trained directly ({model_cls.summary}); see `pixloom ensemble`")
@@ -397,20 +405,26 @@ def _initialised_from(model_cls, source, dataset, options: dict, conditional: bo
     return with_weights_of(start, options, source)
 
 
-def _prepare_superres(model_cls, data, settings, ckpt, data_dir, cache_dir, progress, config):
-    from pixloom.data.patches import PatchDataset, load_luma, photo_paths
-
-    options = settings["options"]
+def _resumed_or_initialised(model_cls, settings, ckpt):
+    """The model of a resumed run (its checkpoint), or of a run started from a saved model's weights
+    (``init``, with the run's options), or None for a new model."""
     if ckpt is not None:
-        model = model_cls.from_pretrained(ckpt)
-    elif settings["init"]:
+        return model_cls.from_pretrained(ckpt)
+    if settings["init"]:
         start = load_model(settings["init"])
         if type(start) is not model_cls:
             raise ArgumentError("init", f"{settings['init']} holds a {start.name} model, not a {model_cls.name} model")
-        model = with_weights_of(start, options, settings["init"])
-    else:
+        return with_weights_of(start, settings["options"], settings["init"])
+    return None
+
+
+def _prepare_superres(model_cls, data, settings, ckpt, data_dir, cache_dir, progress, config):
+    from pixloom.data.patches import PatchDataset, load_luma, photo_paths
+
+    model = _resumed_or_initialised(model_cls, settings, ckpt)
+    if model is None:
         torch.manual_seed(settings["seed"])
-        model = model_cls(config_from_dict(model_cls.config_class, options))
+        model = model_cls(config_from_dict(model_cls.config_class, settings["options"]))
     c = model.config
     size = c.patch_size * c.scale
     started = time.perf_counter()
@@ -429,15 +443,7 @@ def _prepare_captioner(model_cls, data, settings, ckpt, data_dir, cache_dir, pro
     from pixloom.tasks.captioning import bleu_scorer, data_sources
 
     options = settings["options"]
-    if ckpt is not None:
-        model = model_cls.from_pretrained(ckpt)
-    elif settings["init"]:
-        start = load_model(settings["init"])
-        if type(start) is not model_cls:
-            raise ArgumentError("init", f"{settings['init']} holds a {start.name} model, not a {model_cls.name} model")
-        model = with_weights_of(start, options, settings["init"])
-    else:
-        model = None
+    model = _resumed_or_initialised(model_cls, settings, ckpt)
     defaults = model.config if model is not None else config_from_dict(model_cls.config_class, options)
     size = defaults.small_cnn_image_size
     train_set = load_dataset(data, "train", data_dir, image_size=size).subset(settings["limit_train"])
