@@ -2,7 +2,7 @@
 
     python bench/bench_serve.py load --models mnist-draw flickr8k-captioner --out bench/results/serve-load.json
     python bench/bench_serve.py screenshots --models mnist-pixelrnn mnist-draw flickr8k-captioner photo-sr-x2 \
-        --out docs/img
+        mnist-mlp-gan --report docs/comparison/mnist.md --out docs/img
 
 ``load`` starts the app in this process (uvicorn in a thread, 127.0.0.1, a free port) and, for 1, 4 and
 16 concurrent clients, sends ``--requests`` requests of each kind (sampling 16 images from the first
@@ -30,12 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def start(models, workers=1, max_waiting=32):
+def start(models, workers=1, max_waiting=32, report=None):
     import uvicorn
 
     from pixloom.serve.server import build
 
-    app, store = build(models, workers=workers, max_waiting=max_waiting)
+    app, store = build(models, workers=workers, max_waiting=max_waiting, report=report)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -118,10 +118,10 @@ def _caps(model) -> list[str]:
     return capabilities_of(model)
 
 
-def screenshots(models: list[str], folder: Path) -> list[str]:
+def screenshots(models: list[str], folder: Path, report: str | None = None) -> list[str]:
     from playwright.sync_api import sync_playwright
 
-    server, url, store = start(models, workers=2)
+    server, url, store = start(models, workers=2, report=report)
     folder.mkdir(parents=True, exist_ok=True)
     photo = ROOT / "docs/img/caption-dev-02.jpg"
     saved = []
@@ -166,6 +166,10 @@ def screenshots(models: list[str], folder: Path) -> list[str]:
             page.click("#upscale-go")
             done("upscale-message")
             page.screenshot(path=str(folder / "serve-upscale.png"), full_page=True)
+        if report:
+            page.click("#tabs button[data-panel=compare]")
+            page.wait_for_selector("#compare-table table")
+            page.screenshot(path=str(folder / "serve-compare.png"), full_page=True)
         browser.close()
     server.should_exit = True
     saved = sorted(p.name for p in folder.glob("serve-*.png"))
@@ -178,10 +182,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--requests", type=int, default=32, help="load: requests per kind and concurrency")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--report", help="screenshots: a pixloom compare report for the Compare panel")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.what == "screenshots":
-        print(screenshots(args.models, Path(args.out)))
+        print(screenshots(args.models, Path(args.out), args.report))
         return
     result = load(args.models, args.requests, args.workers)
     from pixloom.io import atomic_write_json
