@@ -163,7 +163,7 @@ def cmd_train(args) -> int:
                    limit_valid=args.limit_valid, dp_epsilon=args.dp_epsilon, dp_delta=args.dp_delta,
                    dp_max_grad_norm=args.dp_max_grad_norm, max_minutes=args.max_minutes, max_steps=args.max_steps,
                    device=args.device, data_dir=args.data_dir, cache_dir=args.cache_dir, progress=not args.quiet,
-                   command=" ".join(["pixloom"] + sys.argv[1:]))
+                   command=" ".join(["pixloom"] + [str(a) for a in args.argv]))
     if result.get("process", 0) == 0:
         for warning in result["warnings"]:
             print(printable(f"pixloom: warning: {say(warning)}"), file=sys.stderr)
@@ -495,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = [os.fspath(a) if isinstance(a, os.PathLike) else a for a in argv]
     try:
         args = parser.parse_args(argv)  # a bad flag or value: one line, exit 2
+        args.argv = list(sys.argv[1:] if argv is None else argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2): return the code, as for every other outcome
         return exit_.code if isinstance(exit_.code, int) else 2
     if not getattr(args, "func", None):

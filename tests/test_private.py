@@ -90,6 +90,8 @@ def test_a_private_run_never_passes_its_epsilon_and_says_it_was_private(tmp_path
     privacy = json.loads((run / "config.json").read_text())["privacy"]
     assert privacy["trained_privately"] and privacy["target_epsilon"] == 0.5 and privacy["epsilon_spent"] <= 0.5
     assert json.loads((run / "train_config.json").read_text())["privacy"]["noise_multiplier"] > 0
+    readme = (run / "README.md").read_text()  # and says so in words
+    assert "differentially private" in readme and f"({privacy['epsilon_spent']:.3g}, 1e-05)" in readme
     model = pixloom.from_pretrained(run)  # an ordinary model again: nn.LSTM with the same weights
     assert isinstance(model.rnn, torch.nn.LSTM) and model.provenance["privacy"]["delta"] == 1e-5
 

@@ -66,7 +66,9 @@ def test_resume_takes_the_runs_settings_and_matches_an_uninterrupted_run(tmp_pat
     saved = json.loads((tmp_path / "c" / "train_config.json").read_text())
     assert saved["settings"]["seed"] == 1 and saved["settings"]["limit_train"] == 96
     assert saved["settings"]["epochs"] == 3 and saved["settings"]["options"] == {"hidden_size": 8, "num_layers": 1}
-    assert saved["resumed"] == [{"overrides": {"max_steps": 7}}]
+    assert saved["command"].startswith("pixloom train row-lstm --data sample --epochs 3")  # the command that started it
+    assert saved["resumed"] == [{"command": f"pixloom train --out {tmp_path / 'c'} --resume --max-steps 7 --quiet",
+                                 "overrides": {"max_steps": 7}}]
     a, b = (pixloom.from_pretrained(tmp_path / "c" / "checkpoints" / "ckpt-000000007"),
             pixloom.from_pretrained(tmp_path / "whole" / "checkpoints" / "ckpt-000000007"))
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

@@ -54,6 +54,10 @@ def main() -> None:
                   "own command:", "", "```", info.get("command", "?"), "```", ""]
     else:
         lines += [f"A `{model.name}` model ({model.num_parameters():,} parameters{stored}).", ""]
+    if "privacy" in model.provenance:
+        from pixloom.training.private import privacy_statement
+
+        lines += [privacy_statement(model.provenance["privacy"]), ""]
     metrics = run / "metrics.csv"
     if metrics.exists():
         with metrics.open(newline="") as handle:

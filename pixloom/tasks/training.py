@@ -240,8 +240,9 @@ def _train_locked(model_name, model_cls, data, out: Path, given: dict, resume: b
         now = {"max_minutes": max_minutes, "max_steps": max_steps, "device": device,
                "data_dir": None if data_dir is None else str(data_dir), "cache_dir": cache_dir}
         changed.update({k: v for k, v in now.items() if v is not None and v != before.get(k)})
+        resumed_record = {"command": command or "pixloom.train(...)"}
         if changed:
-            resumed_record = {"overrides": changed}
+            resumed_record["overrides"] = changed
             notes.append("resumed with " + ", ".join(f"{k}={v}" for k, v in changed.items()))
     else:
         settings = {**SETTINGS, **given}
@@ -279,12 +280,13 @@ def _train_locked(model_name, model_cls, data, out: Path, given: dict, resume: b
                      f"warming up for {shorter} steps instead")
         config = dataclasses.replace(config, warmup_steps=shorter)
     info = {"model": model_name, "data": data, "data_dir": None if data_dir is None else str(data_dir),
-            "settings": {k: settings[k] for k in SETTINGS}, "command": command or "pixloom.train(...)",
+            "settings": {k: settings[k] for k in SETTINGS},
+            "command": saved.get("command") if resume else command or "pixloom.train(...)",
             "n_parameters": model.num_parameters(), **extras.pop("info", {}),
             "budgets": {"max_minutes": max_minutes, "max_steps": max_steps, "device": device,
                         "data_dir": None if data_dir is None else str(data_dir), "cache_dir": cache_dir}}
     if resume:
-        info["resumed"] = saved.get("resumed", []) + ([resumed_record] if resumed_record else [])
+        info["resumed"] = saved.get("resumed", []) + [resumed_record]
     trainer_class = extras.pop("trainer", Trainer)
     if settings["dp_epsilon"] is not None:
         trainer_class = private_trainer(model, trainer_class, extras, settings)

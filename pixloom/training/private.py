@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from pixloom.errors import ArgumentError, PixloomError
+from pixloom.io import atomic_write_text
 from pixloom.training.trainer import Trainer
 
 PRIVACY_EXTRA = 'pip install "pixloom[privacy]"'
@@ -74,6 +76,15 @@ def check_privatizable(model: nn.Module) -> None:
     if errors:
         first = str(errors[0]).split(".")[0]
         raise PixloomError(f"{getattr(model, 'name', type(model).__name__)} cannot be trained privately: {first}")
+
+
+def privacy_statement(privacy: dict) -> str:
+    """A model's privacy guarantee in words (its README says it; config.json holds the figures)."""
+    return (f"Trained with differential privacy: {privacy['mechanism']}. The saved weights are "
+            f"({privacy['epsilon_spent']:.3g}, {privacy['delta']:g})-differentially private with respect to the "
+            f"training examples (target epsilon {privacy['target_epsilon']:g}; each example's gradient clipped to "
+            f"norm {privacy['max_grad_norm']:g}, noise multiplier {privacy['noise_multiplier']:.4g}, sampling rate "
+            f"{privacy['sample_rate']:.4g}). Validation data, used to pick the saved model, is not covered.")
 
 
 class PrivateTrainer(Trainer):
@@ -176,6 +187,8 @@ class PrivateTrainer(Trainer):
         model = self.evaluated_model()
         model.provenance["privacy"] = self.description()
         model.save_pretrained(self.run_dir)
+        atomic_write_text(Path(self.run_dir) / "README.md", f"# {model.name} ({Path(self.run_dir).name})\n\n"
+                          + privacy_statement(model.provenance["privacy"]) + "\n")
 
     # -- batching and the step -------------------------------------------------------------------------------
     def batch_indices(self, order: torch.Tensor, index_in_epoch: int) -> torch.Tensor:

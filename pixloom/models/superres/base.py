@@ -28,6 +28,7 @@ from pixloom.models.capabilities import Trainable, Upscaler
 BT601 = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
 BT601_OFFSET = np.array([16.0, 128.0, 128.0])
 MIN_SIDE = 4  # pixels: smaller inputs are refused
+BAND = 256  # output rows converted back to RGB at a time
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
@@ -130,7 +131,10 @@ class PhotoSuperResolver(PixloomModel, Trainable, Upscaler):
                 continue
             chroma = upscale_bicubic(torch.from_numpy(ycc[..., 1:].transpose(2, 0, 1).copy())[None].float(),
                                      self.scale)[0].numpy().transpose(1, 2, 0)
-            rgb_out = ycbcr_to_rgb(np.concatenate([y[..., None], chroma], axis=-1))
+            rgb_out = np.empty(chroma.shape[:2] + (3,), dtype=np.uint8)
+            for top in range(0, rgb_out.shape[0], BAND):  # in bands of rows: float copies stay small
+                band = np.concatenate([y[top:top + BAND, :, None], chroma[top:top + BAND]], axis=-1)
+                rgb_out[top:top + BAND] = ycbcr_to_rgb(band)
             out.append(torch.from_numpy(rgb_out).permute(2, 0, 1).contiguous())
         return out
 
