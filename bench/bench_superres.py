@@ -6,6 +6,7 @@
     python bench/bench_superres.py memory RUN --side 2048 --out bench/results/superres-memory.json
     python bench/bench_superres.py digits RUN --data-dir ../shared/data/mnist --out bench/results/superres-digits.json
     python bench/bench_superres.py figures PHOTO_RUN DIGIT_RUN --out docs/img    (crops and draws for the docs)
+    python bench/bench_superres.py recursions photo-sr-x2 --out bench/results/superres-recursions.json
 
 ``quality`` scores each model (a run directory or a shipped name) on each folder by the literature's
 convention (pixloom.metrics.image_quality), bicubic on the same images beside it. ``speed`` times, in
@@ -91,6 +92,35 @@ def speed(runs: list[str], repeats: int = 3) -> dict:
     return out
 
 
+def recursions(run: str, counts: list[int], sets: list[str], repeats: int = 3) -> dict:
+    """A recursive model run with fewer recursions than it was trained with (its weights are shared, so
+    any T works): PSNR-Y on each set and seconds per 512x512 input, for each T."""
+    import numpy as np
+    import torch
+
+    import pixloom
+
+    model = pixloom.from_pretrained(run)
+    picture = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 512, 512), dtype=np.uint8))
+    trained = model.config.recursions
+    out = {"trained_recursions": trained}
+    for count in counts:
+        model.config.recursions = count
+        model.upscale(picture[:, :64, :64])  # warm-up
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model.upscale(picture)
+            times.append(time.perf_counter() - started)
+        row = {"upscale_512_seconds": round(min(times), 3)}
+        for folder in sets:
+            row[f"psnr_y {Path(folder).name}"] = pixloom.evaluate(model, f"folder:{folder}", progress=False)["psnr_y"]
+        out[str(count)] = row
+        print(f"T = {count}: {row}", file=sys.stderr)
+    model.config.recursions = trained
+    return out
+
+
 MEMORY_CHILD = """
 import resource, sys, time, numpy as np, torch
 import pixloom
@@ -170,19 +200,22 @@ def figures(photo_run: str, digit_run: str, folder: Path, set_dir: Path) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["quality", "speed", "memory", "digits", "figures"])
+    parser.add_argument("what", choices=["quality", "speed", "memory", "digits", "figures", "recursions"])
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--sets", nargs="+", default=[str(ROOT.parent / "shared/data/sr/Set5"),
                                                       str(ROOT.parent / "shared/data/sr/Set14")])
     parser.add_argument("--side", type=int, default=2048, help="memory: input side (2048 at x2 -> 4096 output)")
     parser.add_argument("--tiles", type=int, nargs="+", default=[64, 128, 256], help="memory: tile sides to try")
     parser.add_argument("--data-dir", help="digits: the MNIST folder")
+    parser.add_argument("--counts", type=int, nargs="+", default=[8, 6, 4, 3, 2, 1], help="recursions: the T to try")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.what == "quality":
         result = quality(args.runs, args.sets)
     elif args.what == "speed":
         result = speed(args.runs)
+    elif args.what == "recursions":
+        result = recursions(args.runs[0], args.counts, args.sets)
     elif args.what == "digits":
         result = digits(args.runs, args.data_dir)
     elif args.what == "figures":

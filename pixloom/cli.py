@@ -265,7 +265,7 @@ def cmd_compare(args) -> int:
     result = compare(args.runs, data=args.data, out=args.out, n=args.n, seeds=tuple(args.seeds),
                      classifier=args.classifier, data_dir=args.data_dir, nll_limit=args.nll_limit,
                      progress=not args.quiet)
-    print(f"wrote the comparison of {len(result['rows'])} generator(s) to {result['report']} and {result['html']}")
+    print(f"wrote the comparison of {len(args.runs)} generator(s) to {result['report']} and {result['html']}")
     return 0
 
 
