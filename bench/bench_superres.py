@@ -52,6 +52,17 @@ def quality(runs: list[str], sets: list[str]) -> dict:
     return out
 
 
+def upscale_times(model, picture, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` upscalings of ``picture``, after a small warm-up."""
+    model.upscale(picture[:, :64, :64])
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.upscale(picture)
+        times.append(time.perf_counter() - started)
+    return times
+
+
 def speed(runs: list[str], repeats: int = 3) -> dict:
     import numpy as np
     import torch
@@ -63,12 +74,7 @@ def speed(runs: list[str], repeats: int = 3) -> dict:
     out = {}
     for run in runs:
         model = pixloom.from_pretrained(run)
-        model.upscale(picture[:, :64, :64])  # warm-up
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            model.upscale(picture)
-            times.append(time.perf_counter() - started)
+        times = upscale_times(model, picture, repeats)
         model.train()
         patch = model.config.patch_size
         batch = {"lr": torch.from_numpy(rng.integers(0, 256, (16, 1, patch, patch), dtype=np.uint8)),
@@ -106,12 +112,7 @@ def recursions(run: str, counts: list[int], sets: list[str], repeats: int = 3) -
     out = {"trained_recursions": trained}
     for count in counts:
         model.config.recursions = count
-        model.upscale(picture[:, :64, :64])  # warm-up
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            model.upscale(picture)
-            times.append(time.perf_counter() - started)
+        times = upscale_times(model, picture, repeats)
         row = {"upscale_512_seconds": round(min(times), 3)}
         for folder in sets:
             row[f"psnr_y {Path(folder).name}"] = pixloom.evaluate(model, f"folder:{folder}", progress=False)["psnr_y"]
