@@ -148,3 +148,22 @@ def test_eval_of_a_generator_adds_its_sample_figures(classifier_dir, tmp_path, c
     assert result["samples"]["n_samples"] == 50 and np.isfinite(result["samples"]["fd"])
     assert main(["eval", tmp_path / "gan", "--data", "sample", "--sample-metrics", "0"]) == 2
     assert "no likelihood" in capsys.readouterr().err
+
+
+def test_tstr_reads_labels_from_the_samples_and_runs_for_conditional_generators(classifier_dir):
+    from pixloom.metrics.sample_quality import tstr_accuracy
+    from pixloom.models.capabilities import Classifier
+    from pixloom.tasks.sample_quality import _tstr_classifier
+
+    reference = pixloom.from_pretrained(classifier_dir)
+    assert isinstance(reference, Classifier)
+    train, test = pixloom.load_dataset("sample", "train"), pixloom.load_dataset("sample", "test")
+    real, labels = train.images[:1500].float() / 255, train.labels[:1500]
+    test_images, test_labels = test.images.float() / 255, test.labels
+    good = tstr_accuracy(_tstr_classifier(reference), real, labels, test_images, test_labels, min_steps=200)
+    shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
+    bad = tstr_accuracy(_tstr_classifier(reference), real, shuffled, test_images, test_labels, min_steps=200)
+    assert good > 0.8 and bad < 0.3, (good, bad)  # "samples" that are real digits with their labels, or not
+    conditional = MLPGAN(MLPGANConfig(hidden_size=8, num_classes=10, monitor=""))
+    figures = pixloom.sample_metrics(conditional, data="sample", n=60, classifier=classifier_dir)
+    assert 0 <= figures["tstr_accuracy"] <= 1  # an untrained conditional generator: near chance

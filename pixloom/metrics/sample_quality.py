@@ -129,14 +129,17 @@ def coverage_figures(shares: torch.Tensor) -> dict:
 
 def tstr_accuracy(make_classifier, samples: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor,
                   test_labels: torch.Tensor, epochs: int = 3, batch_size: int = 128, lr: float = 2e-3,
-                  seed: int = 0) -> float:
+                  seed: int = 0, min_steps: int = 600) -> float:
     """Train a fresh classifier (``make_classifier()``) on generated ``samples`` with their ``labels``
-    (floats in [0, 1]), then score it on real test images: the TSTR accuracy."""
+    (floats in [0, 1]) for ``epochs``, or for up to 30 epochs until ``min_steps`` steps when there are
+    few samples, then score it on real test images: the TSTR accuracy."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = make_classifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * math.ceil(len(samples) / batch_size)
+    per_epoch = math.ceil(len(samples) / batch_size)
+    epochs = max(epochs, min(30, math.ceil(min_steps / per_epoch)))
+    steps = epochs * per_epoch
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     model.train()
     for _ in range(epochs):

@@ -29,7 +29,7 @@ from pixloom.version import __version__
 from pixloom.io import atomic_save_tensors, atomic_write_json, load_tensors, read_json
 
 # Config fields that may be 0 although their default is positive (0 switches the feature off).
-ZERO_ALLOWED = frozenset({"select_beam", "min_count", "kl_warmup_steps", "output_hidden", "feature_proj"})
+ZERO_ALLOWED = frozenset({"select_beam", "min_count", "kl_warmup_steps", "output_hidden", "feature_proj", "shift"})
 # Float fields that are probabilities or shares.
 PROBABILITIES = frozenset({"dropout", "scheduled_sampling", "label_smoothing", "mirror_augment"})
 
