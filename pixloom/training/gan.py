@@ -13,8 +13,6 @@ import warnings
 from pixloom.errors import PixloomError
 from pixloom.training.trainer import Trainer
 
-# With critic steps the generator's schedule advances before its first update; that is intended.
-warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
 
 
 class GANTrainer(Trainer):
@@ -58,8 +56,10 @@ class GANTrainer(Trainer):
                 torch.nn.utils.clip_grad_norm_(self.model.generator_parameters(), self.config.grad_clip)
             self.optimizer_step(g_opt)
             self.last_g_loss = float(g["g_loss"].detach())
-        for scheduler in self.schedulers.values():
-            scheduler.step()
+        with warnings.catch_warnings():  # with critic steps the generator's schedule may advance before its
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")  # first update
+            for scheduler in self.schedulers.values():
+                scheduler.step()
         figures["g_loss"] = getattr(self, "last_g_loss", 0.0)  # the latest generator loss
         figures["loss"] = figures["d_loss"]
         return figures
