@@ -167,3 +167,16 @@ def test_tstr_reads_labels_from_the_samples_and_runs_for_conditional_generators(
     conditional = MLPGAN(MLPGANConfig(hidden_size=8, num_classes=10, monitor=""))
     figures = pixloom.sample_metrics(conditional, data="sample", n=60, classifier=classifier_dir)
     assert 0 <= figures["tstr_accuracy"] <= 1  # an untrained conditional generator: near chance
+    assert 0 <= figures["label_accuracy"] <= 1
+
+
+def test_label_accuracy_is_the_share_of_samples_read_as_their_label():
+    from pixloom.metrics.sample_quality import label_accuracy, predicted_classes
+
+    classifier = pixloom.from_pretrained("mnist-classifier")
+    test = pixloom.load_dataset("sample", "test")
+    images, labels = test.images[:500].float() / 255, test.labels[:500]
+    right = label_accuracy(classifier, images, labels)
+    assert right == pytest.approx(float((predicted_classes(classifier, images) == labels).double().mean()))
+    assert right > 0.8, right  # real digits "drawn for" their own labels
+    assert label_accuracy(classifier, images, (labels + 1) % 10) < 0.2  # every label wrong by one

@@ -110,12 +110,22 @@ def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k
 
 
 @torch.no_grad()
+def predicted_classes(classifier, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The class the classifier reads in each image, (N,) on the CPU."""
+    classifier.eval()
+    return torch.cat([classifier.classify(images[k:k + batch_size]).argmax(1).cpu()
+                      for k in range(0, len(images), batch_size)])
+
+
 def class_shares(classifier, images: torch.Tensor, classes: int, batch_size: int = 500) -> torch.Tensor:
     """The share of ``images`` the classifier puts in each class, (classes,)."""
-    classifier.eval()
-    predicted = torch.cat([classifier.classify(images[k:k + batch_size]).argmax(1)
-                           for k in range(0, len(images), batch_size)])
-    return torch.bincount(predicted.cpu(), minlength=classes).double() / len(images)
+    return torch.bincount(predicted_classes(classifier, images, batch_size), minlength=classes).double() / len(images)
+
+
+def label_accuracy(classifier, samples: torch.Tensor, labels: torch.Tensor) -> float:
+    """For a class-conditional generator: the share of its samples that the classifier reads as the
+    label they were drawn for (does the generator follow its label?)."""
+    return float((predicted_classes(classifier, samples) == labels.cpu()).double().mean())
 
 
 def coverage_figures(shares: torch.Tensor) -> dict:

@@ -21,7 +21,8 @@ from pixloom.tasks.sample_quality import DEFAULT_CLASSIFIER, load_classifier, re
 COLUMNS = [("nll_nats", "NLL (nats)", "{:.2f}"), ("fd", "FD", "{:.2f}"), ("kid", "KID", "{:.4f}"),
            ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
            ("max_class_share", "max class share", "{:.3f}"), ("class_entropy", "class entropy", "{:.3f}"),
-           ("tstr_accuracy", "TSTR acc.", "{:.3f}"), ("samples_per_second", "samples/s", "{:.0f}"),
+           ("label_accuracy", "label acc.", "{:.3f}"), ("tstr_accuracy", "TSTR acc.", "{:.3f}"),
+           ("samples_per_second", "samples/s", "{:.0f}"),
            ("parameters", "parameters", "{:,}"), ("train_minutes", "training (min)", "{:.0f}")]
 
 

@@ -119,8 +119,8 @@ def _with_sample_metrics(result: dict, model, data, split, data_dir, samples: in
                                  data_dir=data_dir, tstr=False)
     except PixloomError as exc:  # no classifier that reads these images: the likelihood still stands
         return {**result, "sample_metrics": f"skipped: {exc}"}
-    keep = ("fd", "kid", "precision", "recall", "max_class_share", "class_entropy", "samples_per_second",
-            "n_samples", "classifier")
+    keep = ("fd", "kid", "precision", "recall", "max_class_share", "class_entropy", "label_accuracy",
+            "samples_per_second", "n_samples", "classifier")
     return {**result, "samples": {k: figures[k] for k in keep if k in figures}}
 
 

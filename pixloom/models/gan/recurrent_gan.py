@@ -6,16 +6,18 @@ the class label, for RCGAN) at every time step and emits one output per step; th
 recurrent network over the same sequence. Here the time steps are image rows: step t reads noise
 z_t, the label's embedding and a projection of the global noise z, and emits the logits of row t.
 
-The global noise also sets the LSTM's initial state, each step may read the row it wrote before
+The global noise (and the label's own embedding) also sets the LSTM's initial state, each step may read the row it wrote before
 (``feedback``), and each row's noise (with the global noise) also enters the row's output through a
 linear layer (``noise_to_rows``): without these, on MNIST, the generator's rows stopped depending on z
 within an epoch and every sample was the same picture.
 
 Discriminators (``discriminator``): ``lstm``, an LSTM over the rows whose outputs at every step are
 scored and averaged (as RGAN's), ``cnn``, two strided convolutions (DCGAN-style, Radford et al.
-2016) with a projection of the label (Miyato and Koyama 2018), or ``mlp``, the fully connected
-discriminator of the MLP GAN. Both see the spread of the batch
-(the minibatch standard deviation of Karras et al. 2018), which makes a collapsed generator easy to tell.
+2016), or ``mlp``, the fully connected discriminator of the MLP GAN; the CNN and the MLP read the
+label through a projection (Miyato and Koyama 2018: the score gains <embedding(label), features>;
+the MLP also reads the one-hot label as an input). All three see
+the spread of the batch (the minibatch standard deviation of Karras et al. 2018), which makes a
+collapsed generator easy to tell.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class RecurrentGAN(GAN):
         })
         if c.num_classes:
             self.generator["label"] = nn.Embedding(c.num_classes, h)
+            self.generator["label_state"] = nn.Embedding(c.num_classes, state_parts * c.num_layers * h)
         d = c.discriminator_hidden
         self._build_discriminator(c, d, row)
         spectral(self.discriminator, c.spectral_norm)
@@ -97,6 +100,8 @@ class RecurrentGAN(GAN):
                 nn.Linear(pixels + c.num_classes, 2 * d), nn.LeakyReLU(0.2), nn.Dropout(c.discriminator_dropout),
                 nn.Linear(2 * d, 2 * d), nn.LeakyReLU(0.2), nn.Dropout(c.discriminator_dropout)),
                 "score": nn.Linear(2 * d + 1, 1)})
+            if c.num_classes:
+                self.discriminator["label"] = nn.Embedding(c.num_classes, 2 * d)
             return
         if c.discriminator == "lstm":
             self.discriminator = nn.ModuleDict({"rnn": make_fused_rnn("lstm", row, d, 1), "score": nn.Linear(d + 1, 1)})
@@ -125,7 +130,10 @@ class RecurrentGAN(GAN):
         if c.num_classes:
             context = context + g["label"](label)
         steps = z[:, c.noise_size:].view(b, c.height, c.step_noise)
-        state = torch.tanh(g["initial_state"](z_global)).view(b, -1, c.num_layers, h).permute(1, 2, 0, 3).contiguous()
+        state = g["initial_state"](z_global)
+        if c.num_classes:
+            state = state + g["label_state"](label)
+        state = torch.tanh(state).view(b, -1, c.num_layers, h).permute(1, 2, 0, 3).contiguous()
         state = (state[0], state[1]) if c.cell == "lstm" else state[0]
         if not c.feedback:
             inputs = torch.cat([context[:, None, :].expand(b, c.height, -1), steps], dim=2)
@@ -156,7 +164,10 @@ class RecurrentGAN(GAN):
             if c.num_classes:
                 flat = torch.cat([flat, torch.nn.functional.one_hot(label, c.num_classes).to(flat.dtype)], dim=1)
             features = d["body"](flat)
-            return d["score"](torch.cat([features, minibatch_spread(features)], dim=1))[:, 0]
+            score = d["score"](torch.cat([features, minibatch_spread(features)], dim=1))[:, 0]
+            if c.num_classes:
+                score = score + (d["label"](label) * features).sum(1) / features.shape[1] ** 0.5
+            return score
         if c.discriminator == "lstm":
             rows = x.permute(0, 2, 1, 3).reshape(len(x), c.height, -1)
             if c.num_classes:
