@@ -6,18 +6,18 @@ the class label, for RCGAN) at every time step and emits one output per step; th
 recurrent network over the same sequence. Here the time steps are image rows: step t reads noise
 z_t, the label's embedding and a projection of the global noise z, and emits the logits of row t.
 
-The global noise (and the label's own embedding) also sets the LSTM's initial state, each step may read the row it wrote before
-(``feedback``), and each row's noise (with the global noise) also enters the row's output through a
-linear layer (``noise_to_rows``): without these, on MNIST, the generator's rows stopped depending on z
-within an epoch and every sample was the same picture.
+The global noise (and the label's own embedding) also sets the LSTM's initial state, each step may
+read the row it wrote before (``feedback``), and each row's noise (with the global noise) also enters
+the row's output through a linear layer (``noise_to_rows``): without these, on MNIST, the generator's
+rows stopped depending on z within an epoch and every sample was the same picture. (A conditional
+generator can still stop depending on z within each class: see docs/benchmarks.md, "GANs".)
 
 Discriminators (``discriminator``): ``lstm``, an LSTM over the rows whose outputs at every step are
 scored and averaged (as RGAN's), ``cnn``, two strided convolutions (DCGAN-style, Radford et al.
 2016), or ``mlp``, the fully connected discriminator of the MLP GAN; the CNN and the MLP read the
 label through a projection (Miyato and Koyama 2018: the score gains <embedding(label), features>;
-the MLP also reads the one-hot label as an input). All three see
-the spread of the batch (the minibatch standard deviation of Karras et al. 2018), which makes a
-collapsed generator easy to tell.
+the MLP also reads the one-hot label as an input). All three see the spread of the batch (the
+minibatch standard deviation of Karras et al. 2018), which makes a collapsed generator easy to tell.
 """
 
 from __future__ import annotations
