@@ -117,15 +117,20 @@ def predicted_classes(classifier, images: torch.Tensor, batch_size: int = 500) -
                       for k in range(0, len(images), batch_size)])
 
 
+def shares_of(predicted: torch.Tensor, classes: int) -> torch.Tensor:
+    """The share of each class among predicted classes, (classes,)."""
+    return torch.bincount(predicted, minlength=classes).double() / len(predicted)
+
+
 def class_shares(classifier, images: torch.Tensor, classes: int, batch_size: int = 500) -> torch.Tensor:
     """The share of ``images`` the classifier puts in each class, (classes,)."""
-    return torch.bincount(predicted_classes(classifier, images, batch_size), minlength=classes).double() / len(images)
+    return shares_of(predicted_classes(classifier, images, batch_size), classes)
 
 
-def label_accuracy(classifier, samples: torch.Tensor, labels: torch.Tensor) -> float:
-    """For a class-conditional generator: the share of its samples that the classifier reads as the
-    label they were drawn for (does the generator follow its label?)."""
-    return float((predicted_classes(classifier, samples) == labels.cpu()).double().mean())
+def label_accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
+    """For a class-conditional generator: the share of its samples whose predicted class
+    (:func:`predicted_classes`) is the label they were drawn for (does the generator follow its label?)."""
+    return float((predicted == labels.cpu()).double().mean())
 
 
 def coverage_figures(shares: torch.Tensor) -> dict:

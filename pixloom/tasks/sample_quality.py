@@ -20,7 +20,7 @@ from pixloom.data.registry import dataset_kind, load_dataset
 from pixloom.errors import ArgumentError
 from pixloom.metrics.sample_quality import (FeatureNetwork, class_shares, coverage_figures, features_of,
                                             frechet_distance, kernel_distance, label_accuracy, precision_recall,
-                                            to_unit_floats, tstr_accuracy)
+                                            predicted_classes, shares_of, to_unit_floats, tstr_accuracy)
 from pixloom.models.capabilities import Classifier, Sampler
 from pixloom.models.image import ImageModel
 from pixloom.tasks.common import check_positive_int, load_model, make_generator, require
@@ -107,11 +107,11 @@ def sample_metrics(model, data: str = "binarized-mnist", split: str = "test", n:
         figures = {"fd": frechet_distance(network, real_floats, fake)}
         figures["kid"], figures["kid_subset_std"] = kernel_distance(network, real_floats, fake)
         figures.update(precision_recall(real_features, features_of(network, fake), k))
-        shares = class_shares(classifier, fake, classifier.config.num_classes)
-        coverage = coverage_figures(shares)
+        predicted = predicted_classes(classifier, fake)  # read once: coverage and label accuracy
+        coverage = coverage_figures(shares_of(predicted, classifier.config.num_classes))
         figures.update({key: value for key, value in coverage.items() if key != "class_shares"})
         if labels is not None:
-            figures["label_accuracy"] = label_accuracy(classifier, fake, labels)
+            figures["label_accuracy"] = label_accuracy(predicted, labels)
         figures["samples_per_second"] = rate
         if tstr and labels is not None and real_labels is not None:
             test = real_images(data, "test", 10_000, data_dir) if real is None else real
